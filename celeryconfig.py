@@ -1,0 +1,34 @@
+"""Celery settings for meterworker. Edit to taste; `celery -A meterworker` and `meterworker` load this module.
+
+The broker is taken from $METERWORKER_REDIS_URL, else from `meterworker.redis_url` in the
+collector config, else from broker_url below.
+"""
+
+broker_url = "redis://127.0.0.1:6379/0"
+
+# Nothing is acknowledged before its work is done; a worker that dies mid-task has its
+# task redelivered. The visibility timeout must exceed the longest retry delay and the
+# longest task: a message held longer than this is handed to another worker as well.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+broker_transport_options = {"visibility_timeout": 3600}
+broker_connection_retry_on_startup = True
+
+task_routes = {
+    "meterworker.query": {"queue": "query"},
+    "meterworker.send": {"queue": "send"},
+}
+task_default_queue = "query"
+task_ignore_result = True
+task_serializer = "json"
+accept_content = ["json"]
+
+beat_scheduler = "meterworker.beat:TickScheduler"
+
+# Flower and `celery events` see every task.
+worker_send_task_events = True
+task_send_sent_event = True
+
+timezone = "UTC"
+enable_utc = True

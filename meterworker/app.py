@@ -1,0 +1,41 @@
+"""The Celery app. Settings come from celeryconfig.py; the broker from the environment or the config."""
+
+import logging
+import os
+
+from celery import Celery, signals
+
+from . import runtime
+
+app = Celery("meterworker", include=["meterworker.tasks"])
+app.config_from_object("celeryconfig")
+
+
+def _broker_url() -> str:
+    url = os.environ.get(runtime.REDIS_ENV)
+    if url:
+        return url
+    if os.environ.get(runtime.CONFIG_ENV):
+        try:
+            url = runtime.configured_redis_url(runtime.current().config)
+        except Exception:  # a bad config is reported by the task that needs it, with its field path
+            url = None
+    return url or app.conf.broker_url or runtime.DEFAULT_REDIS_URL
+
+
+app.conf.broker_url = _broker_url()
+app.conf.result_backend = app.conf.broker_url
+
+
+def _install_scrubber(logger=None, **_):
+    try:
+        rt = runtime.current()
+    except Exception:
+        return
+    flt = runtime.ScrubSecrets(rt.scrub)
+    for h in logging.getLogger().handlers + (logger.handlers if logger else []):
+        h.addFilter(flt)
+
+
+signals.after_setup_logger.connect(_install_scrubber)
+signals.after_setup_task_logger.connect(_install_scrubber)

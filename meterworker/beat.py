@@ -1,0 +1,96 @@
+"""Celery beat scheduler: dispatches one task per query per tick, exactly once, whichever beat is active."""
+
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime, timezone
+
+from celery.beat import Scheduler
+
+from . import runtime
+from .dispatch import due_ticks, from_epoch, to_epoch
+from .state import BeatLock
+
+log = logging.getLogger(__name__)
+
+QUERY_TASK = "meterworker.query"
+
+
+def dispatch_due(rt, send, now: datetime) -> datetime:
+    """Dispatch every due tick of every query; return when the next tick is due."""
+    cfg = rt.config.meterworker
+    next_due = None
+    for query in rt.config.queries:
+        schedule = rt.schedule_for(query)
+        cursor = rt.state.cursor(query.name)
+        due = due_ticks(schedule, from_epoch(cursor) if cursor is not None else None, now, cfg.catchup_horizon)
+        if due.skipped:
+            log.warning("query %s: %d ticks from %s on are older than the catch-up horizon and were not dispatched; "
+                        "use `meterworker backfill` for them", query.name, due.skipped, due.oldest_skipped.isoformat())
+        if len(due.ticks) > 1:
+            log.warning("query %s: catching up %d ticks from %s", query.name, len(due.ticks), due.ticks[0].isoformat())
+        for tick in due.ticks:
+            dispatch_tick(rt, send, query.name, to_epoch(tick))
+        candidate = schedule.next_after(now)
+        next_due = candidate if next_due is None else min(next_due, candidate)
+    return next_due
+
+
+def dispatch_tick(rt, send, query: str, tick: int) -> bool:
+    """Send the task for (query, tick) unless some beat or backfill already did."""
+    state = rt.state
+    state.mark_pending(query, tick)
+    claimed = state.claim(query, tick, rt.config.meterworker.catchup_horizon + 86400)
+    if claimed:
+        send(QUERY_TASK, args=(query, tick), queue="query",
+             argsrepr=f"(query={query}, tick={from_epoch(tick).isoformat()})")
+        log.info("dispatched query %s tick %s", query, from_epoch(tick).isoformat())
+    state.advance_cursor(query, tick)
+    return claimed
+
+
+class TickScheduler(Scheduler):
+    """Replaces beat's schedule with meterworker's ticks; only the holder of the Redis lock dispatches."""
+
+    def __init__(self, *args, **kwargs):
+        self.rt = runtime.current()
+        ttl = self.rt.config.meterworker.lock_timeout
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lock = BeatLock(self.rt.redis, self.rt.collector, holder, ttl)
+        self.renew_every = ttl / 3
+        self.active = False
+        super().__init__(*args, **kwargs)
+
+    def setup_schedule(self):
+        pass
+
+    @property
+    def schedule(self):
+        return {}
+
+    @property
+    def info(self):
+        return f"    . meterworker ticks for {len(self.rt.config.queries)} queries, lock {self.lock.key}"
+
+    def _send(self, name, args, queue, argsrepr):
+        self.app.send_task(name, args=args, queue=queue, argsrepr=argsrepr)
+
+    def tick(self, *args, **kwargs) -> float:
+        if not self.lock.acquire():
+            if self.active:
+                log.warning("lost the beat lock to %s; standing by", self.lock.holder())
+            self.active = False
+            return self.renew_every
+        if not self.active:
+            log.info("holding the beat lock as %s", self.lock.holder_id)
+            self.active = True
+        now = datetime.now(timezone.utc)
+        next_due = dispatch_due(self.rt, self._send, now)
+        wait = (next_due - datetime.now(timezone.utc)).total_seconds()
+        return max(0.01, min(wait, self.renew_every))
+
+    def close(self):
+        if self.active:
+            self.lock.release()
+        super().close()

@@ -1,0 +1,72 @@
+"""The dead-letter store: batches that could not be delivered, kept in Redis until replayed or purged."""
+
+import json
+import time
+import uuid
+from typing import Any, Callable
+
+import redis
+
+
+class DeadLetters:
+    def __init__(self, r: redis.Redis, collector: str, scrub: Callable[[str], str] = lambda s: s):
+        self.r = r
+        self.entries = f"meterworker:{collector}:dlq"
+        self.index = f"meterworker:{collector}:dlq:index"
+        self.scrub = scrub
+
+    def add(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        reason: str,
+        status: int | None,
+        body: str,
+        attempts: int,
+        first_failure: float,
+        query: str | None,
+        tick: int | None,
+    ) -> str:
+        entry_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        entry = {
+            "id": entry_id,
+            "reason": self.scrub(reason),
+            "status": status,
+            "body": self.scrub(body or "")[:2048],
+            "attempts": attempts,
+            "first_failure": first_failure,
+            "last_failure": now,
+            "query": query,
+            "tick": tick,
+            "events": events,
+        }
+        pipe = self.r.pipeline()
+        pipe.hset(self.entries, entry_id, json.dumps(entry))
+        pipe.zadd(self.index, {entry_id: now})
+        pipe.execute()
+        return entry_id
+
+    def ids(self) -> list[str]:
+        return [i.decode() if isinstance(i, bytes) else i for i in self.r.zrange(self.index, 0, -1)]
+
+    def get(self, entry_id: str) -> dict[str, Any] | None:
+        raw = self.r.hget(self.entries, entry_id)
+        return json.loads(raw) if raw else None
+
+    def all(self) -> list[dict[str, Any]]:
+        return [e for e in (self.get(i) for i in self.ids()) if e is not None]
+
+    def remove(self, entry_id: str) -> bool:
+        pipe = self.r.pipeline()
+        pipe.hdel(self.entries, entry_id)
+        pipe.zrem(self.index, entry_id)
+        return bool(pipe.execute()[0])
+
+    def count(self) -> int:
+        return self.r.zcard(self.index)
+
+    def purge(self) -> int:
+        n = self.count()
+        self.r.delete(self.entries, self.index)
+        return n

@@ -1,0 +1,102 @@
+"""Per-process access to the loaded config and the clients built from it (rebuilt after a fork)."""
+
+import logging
+import os
+from functools import cached_property
+
+import redis
+
+from .config import Config, load_config
+from .deadletter import DeadLetters
+from .delivery import Sender
+from .prometheus import PrometheusClient
+from .redact import secret_values
+from .schedule import Schedule, parse_schedule
+from .state import State
+
+CONFIG_ENV = "METERWORKER_CONFIG"
+REDIS_ENV = "METERWORKER_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+log = logging.getLogger(__name__)
+
+
+def configured_redis_url(config: Config | None) -> str | None:
+    """The Redis URL from the environment or the config file, or None when neither gives one."""
+    return os.environ.get(REDIS_ENV) or (config.meterworker.redis_url if config else None)
+
+
+class Runtime:
+    def __init__(self, config: Config):
+        self.config = config
+        self.pid = os.getpid()
+
+    @property
+    def collector(self) -> str:
+        return self.config.meterworker.name
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(configured_redis_url(self.config) or DEFAULT_REDIS_URL)
+
+    @cached_property
+    def state(self) -> State:
+        return State(self.redis, self.collector)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.redis, self.collector, scrub=self.scrub)
+
+    @cached_property
+    def prometheus(self) -> PrometheusClient:
+        return PrometheusClient(self.config.input.prometheus)
+
+    @cached_property
+    def sender(self) -> Sender:
+        return Sender(self.config.http)
+
+    @cached_property
+    def _secrets(self) -> list[str]:
+        return sorted(secret_values(self.config), key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "****")
+        return text
+
+    def schedule_for(self, query) -> Schedule:
+        return parse_schedule(self.config.schedule_for(query), self.config.input.prometheus.timezone)
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The runtime of this process, loaded from $METERWORKER_CONFIG on first use."""
+    global _current
+    if _current is None or _current.pid != os.getpid():
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            raise RuntimeError(f"{CONFIG_ENV} is not set: point it at the collector config file")
+        _current = Runtime(load_config(path).config)
+    return _current
+
+
+def install(rt: Runtime) -> None:
+    global _current
+    _current = rt
+
+
+class ScrubSecrets(logging.Filter):
+    """Replaces every secret of the config in log records, whatever logged them."""
+
+    def __init__(self, scrub):
+        super().__init__()
+        self._scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = self._scrub(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True

@@ -1,0 +1,124 @@
+"""What meterworker remembers in Redis: dispatched and completed ticks, failures, delivered ids."""
+
+import json
+import time
+from typing import Iterable
+
+import redis
+
+_ADVANCE = """
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+class State:
+    def __init__(self, r: redis.Redis, collector: str):
+        self.r = r
+        self.prefix = f"meterworker:{collector}"
+        self._advance = r.register_script(_ADVANCE)
+
+    def key(self, *parts: object) -> str:
+        return ":".join([self.prefix, *map(str, parts)])
+
+    # dispatch side (beat, backfill)
+    def cursor(self, query: str) -> int | None:
+        v = self.r.get(self.key("cursor", query))
+        return int(v) if v is not None else None
+
+    def advance_cursor(self, query: str, tick: int) -> None:
+        self._advance(keys=[self.key("cursor", query)], args=[tick])
+
+    def claim(self, query: str, tick: int, ttl: float) -> bool:
+        """True for exactly one caller per (query, tick) within ttl."""
+        return bool(self.r.set(self.key("claim", query, tick), "1", nx=True, ex=max(1, int(ttl))))
+
+    def mark_pending(self, query: str, tick: int) -> None:
+        self.r.zadd(self.key("pending", query), {str(tick): tick})
+
+    # run side (query workers)
+    def complete(self, query: str, tick: int) -> None:
+        pipe = self.r.pipeline()
+        pipe.zrem(self.key("pending", query), str(tick))
+        pipe.delete(self.key("failure", query))
+        pipe.execute()
+        self._advance(keys=[self.key("completed", query)], args=[tick])
+
+    def record_failure(self, query: str, tick: int, message: str, attempt: int) -> None:
+        self.r.set(
+            self.key("failure", query),
+            json.dumps({"tick": tick, "error": message, "attempt": attempt, "at": time.time()}),
+        )
+
+    def query_status(self, query: str) -> dict:
+        completed = self.r.get(self.key("completed", query))
+        failure = self.r.get(self.key("failure", query))
+        pending = [int(float(t)) for t in self.r.zrange(self.key("pending", query), 0, -1)]
+        return {
+            "last_completed": int(completed) if completed else None,
+            "pending": pending,
+            "failure": json.loads(failure) if failure else None,
+        }
+
+    # send side: ids already delivered are not sent again
+    def _delivered_key(self, source: str, event_id: str) -> str:
+        return self.key("delivered", source, event_id)
+
+    def undelivered(self, events: list[dict]) -> list[dict]:
+        if not events:
+            return []
+        seen = self.r.mget([self._delivered_key(e["source"], e["id"]) for e in events])
+        return [e for e, s in zip(events, seen) if s is None]
+
+    def mark_delivered(self, events: Iterable[dict], ttl: float) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for e in events:
+            pipe.set(self._delivered_key(e["source"], e["id"]), "1", ex=max(1, int(ttl)))
+        pipe.execute()
+
+
+_RENEW = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class BeatLock:
+    """One active beat: a Redis key holding the active beat's id, renewed while it lives."""
+
+    def __init__(self, r: redis.Redis, collector: str, holder: str, ttl: float):
+        self.r = r
+        self.key = f"meterworker:{collector}:beat-lock"
+        self.holder_id = holder
+        self.ttl_ms = int(ttl * 1000)
+        self._renew = r.register_script(_RENEW)
+        self._release = r.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        return bool(self._renew(keys=[self.key], args=[self.holder_id, self.ttl_ms]))
+
+    def release(self) -> None:
+        self._release(keys=[self.key], args=[self.holder_id])
+
+    def holder(self) -> str | None:
+        v = self.r.get(self.key)
+        return v.decode() if isinstance(v, bytes) else v
