@@ -1,6 +1,12 @@
 """meterworker: Prometheus metrics to billable usage events, on Celery and Redis."""
 
-from .app import app
-
-__all__ = ["app"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `celery -A meterworker` looks up `meterworker.app`; pure modules stay importable without Celery.
+    if name == "app":
+        from .app import app
+
+        return app
+    raise AttributeError(name)
