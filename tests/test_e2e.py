@@ -1,0 +1,106 @@
+"""End to end: `meterworker run` on real Redis, Prometheus, Celery workers and an OpenMeter-like sink."""
+
+from collections import defaultdict
+from datetime import datetime
+
+import pytest
+
+from tests.support.mwproc import Proc, meterworker, wait_until, write_config
+
+TOKEN = "e2e-s3cret-token"
+QUERIES = [
+    {"name": "requests", "promql": "sum by (instance, customer) (increase(mw_requests_total[$__interval]))"},
+    {"name": "sessions", "promql": "mw_active_sessions"},
+]
+
+
+def ts(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def ticks_by_query(events):
+    out = defaultdict(set)
+    for e in events:
+        out[e["type"]].add(e["time"])
+    return out
+
+
+def assert_values_match_prometheus(prometheus, events, window=2.0):
+    """Each event's value is what Prometheus answers for its query at its evaluation time."""
+    promql = {q["name"]: q["promql"].replace("$__interval", f"{window:g}s") for q in QUERIES}
+    checked = 0
+    for e in events:
+        eval_at = ts(e["time"]) + window  # event time is the window start; evaluation is at its end
+        result = prometheus.query(promql[e["type"]], eval_at)["result"]
+        expected = [float(s["value"][1]) for s in result if s["metric"] == e["data"]["metric"]]
+        assert expected == [e["data"]["value"]], (e, result)
+        checked += 1
+    return checked
+
+
+def assert_no_gaps(events, window=2.0):
+    per_series = defaultdict(list)
+    for e in events:
+        per_series[(e["type"], e["subject"])].append(ts(e["time"]))
+    for key, times in per_series.items():
+        times.sort()
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert all(g == window for g in gaps), (key, times)
+
+
+@pytest.fixture
+def token_sink():
+    from tests.support import OpenMeterSink
+
+    with OpenMeterSink(token=TOKEN) as s:
+        yield s
+
+
+def run_until_ticks(tmp_path, cfg, sink, n_ticks=3, timeout=60):
+    proc = Proc(meterworker("run", "-c", str(cfg), "--loglevel", "DEBUG"), tmp_path / "run.log",
+                env={"SINK_TOKEN": TOKEN}, cwd=tmp_path)
+    try:
+        wait_until(lambda: all(len(t) >= n_ticks for t in ticks_by_query(sink.events).values())
+                   and len(ticks_by_query(sink.events)) == len(QUERIES),
+                   timeout, f"{n_ticks} ticks of each query at the sink", proc)
+    finally:
+        status = proc.stop()
+    return proc, status
+
+
+def test_run_delivers_every_tick_with_prometheus_values(tmp_path, prometheus, exporter, token_sink, redis_url):
+    cfg = write_config(tmp_path / "collector.yaml", prometheus.url, token_sink.url, QUERIES, redis_url=redis_url,
+                       http={"headers": {"Authorization": "Bearer ${SINK_TOKEN}"}, "batching": {"count": 2}})
+    proc, status = run_until_ticks(tmp_path, cfg, token_sink)
+    assert status == 0, proc.output()[-3000:]
+
+    events = token_sink.events
+    assert not token_sink.duplicates()
+    assert {e["subject"] for e in events} == set(exporter.customers)
+    for r in token_sink.requests:
+        assert r.status == 204, r
+        assert r.headers["Content-Type"] == "application/cloudevents-batch+json"
+        assert len(r.events) <= 2
+    assert_no_gaps(events)
+    assert assert_values_match_prometheus(prometheus, events) == len(events)
+    # increase() over 2s of a counter growing at a known rate is that rate times 2, up to extrapolation.
+    for e in events:
+        if e["type"] == "requests" and e["data"]["value"] > 0:
+            assert e["data"]["value"] == pytest.approx(exporter.rates[e["subject"]] * 2, rel=0.35)
+    log = proc.output()
+    assert TOKEN not in log
+    assert "dispatched query requests" in log
+
+
+def test_run_starts_an_embedded_redis_when_none_is_configured(tmp_path, prometheus, token_sink, monkeypatch):
+    monkeypatch.delenv("METERWORKER_REDIS_URL", raising=False)
+    data_dir = tmp_path / "data"
+    cfg = write_config(tmp_path / "collector.yaml", prometheus.url, token_sink.url, QUERIES,
+                       http={"headers": {"Authorization": "Bearer ${SINK_TOKEN}"}},
+                       extra={"meterworker": {"data_dir": str(data_dir)}})
+    proc, status = run_until_ticks(tmp_path, cfg, token_sink, n_ticks=2)
+    assert status == 0, proc.output()[-3000:]
+    assert "embedded Redis" in proc.output()
+    assert (data_dir / "appendonlydir").exists() or list(data_dir.glob("*.aof"))
+    assert not token_sink.duplicates()
+    assert_values_match_prometheus(prometheus, token_sink.events)
