@@ -7,7 +7,7 @@ from celery import Celery, signals
 
 from . import runtime
 
-app = Celery("meterworker", include=["meterworker.tasks"])
+app = Celery("meterworker", include=["meterworker.query_task", "meterworker.send_task"])
 app.config_from_object("celeryconfig")
 
 

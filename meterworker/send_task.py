@@ -1,45 +1,21 @@
-"""The Celery tasks: thin shells around collect() and deliver()."""
+"""The send task: posts one batch, retries with backoff, dead-letters what cannot be delivered."""
 
 import logging
 import time
 
+from . import runtime
 from .app import app
 from .backoff import retry_delay
-from .collect import chunks, collect
+from .collect import chunks
 from .delivery import deliver
-from .dispatch import from_epoch
-from .events import ResultTypeError
-from .prometheus import PrometheusError
-from . import runtime
 
 log = logging.getLogger(__name__)
 
-QUERY_RETRY_PERIOD = 5.0
-QUERY_MAX_BACKOFF = 300.0
 
-
-@app.task(name="meterworker.query", bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
-def run_query(self, query_name: str, tick: int) -> int:
-    """Evaluate one query at one tick and queue its events for sending. Retries until it succeeds."""
-    rt = runtime.current()
-    query = rt.config.query(query_name)
-    when = from_epoch(tick)
-    try:
-        got = collect(rt.config, rt.prometheus, query, rt.schedule_for(query), when)
-    except (PrometheusError, ResultTypeError) as e:
-        attempt = self.request.retries + 1
-        message = rt.scrub(str(e))
-        rt.state.record_failure(query_name, tick, message, attempt)
-        delay = retry_delay(attempt, QUERY_RETRY_PERIOD, QUERY_MAX_BACKOFF)
-        log.error("query %s tick %s failed (attempt %d), retrying in %.0fs: %s",
-                  query_name, when.isoformat(), attempt, delay, message)
-        raise self.retry(countdown=delay, exc=None)
-    events = got.result.events
-    for batch in chunks(events, rt.config.http.batching.count):
-        queue_batch(batch, {"query": query_name, "tick": tick, "attempt": 1, "first_failure": None})
-    rt.state.complete(query_name, tick)
-    log.info("query %s tick %s: %d events queued", query_name, when.isoformat(), len(events))
-    return len(events)
+def enqueue_events(events: list[dict], meta: dict) -> None:
+    """Hand a tick's events to the send side, in batches of at most batching.count."""
+    for batch in chunks(events, runtime.current().config.http.batching.count):
+        queue_batch(batch, {**meta, "attempt": 1, "first_failure": None})
 
 
 def queue_batch(events: list[dict], meta: dict, countdown: float | None = None) -> None:
