@@ -267,5 +267,13 @@ def flower(config_path, celery_args):
     _exec_celery(config_path, ["flower", *celery_args])
 
 
+def _register_subcommands() -> None:
+    from .cli_ops import register
+
+    register(main)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

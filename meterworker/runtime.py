@@ -8,6 +8,7 @@ import redis
 
 from .config import Config, load_config
 from .deadletter import DeadLetters
+from .dedup import Delivered
 from .delivery import Sender
 from .prometheus import PrometheusClient
 from .redact import secret_values
@@ -42,6 +43,10 @@ class Runtime:
     @cached_property
     def state(self) -> State:
         return State(self.redis, self.collector)
+
+    @cached_property
+    def delivered(self) -> Delivered:
+        return Delivered(self.redis, self.collector)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

@@ -31,11 +31,11 @@ def send_batch(self, events: list[dict], meta: dict) -> int:
     """POST one batch; what fails for a while is queued again with backoff, then dead-lettered."""
     rt = runtime.current()
     http = rt.config.http
-    todo = rt.state.undelivered(events)
+    todo = rt.delivered.undelivered(events)
     if not todo:
         return 0
     out = deliver(todo, rt.sender.post, http.drop_on, rt.config.error_patterns)
-    rt.state.mark_delivered(out.delivered, rt.config.meterworker.dedup_horizon)
+    rt.delivered.mark(out.delivered, rt.config.meterworker.dedup_horizon)
     attempt = meta.get("attempt", 1)
     first_failure = meta.get("first_failure") or time.time()
     for rej in out.rejected:

@@ -1,8 +1,7 @@
-"""What meterworker remembers in Redis: dispatched and completed ticks, failures, delivered ids."""
+"""What meterworker remembers in Redis about ticks: dispatched, claimed, pending, completed, failing; and the beat lock."""
 
 import json
 import time
-from typing import Iterable
 
 import redis
 
@@ -63,22 +62,6 @@ class State:
             "pending": pending,
             "failure": json.loads(failure) if failure else None,
         }
-
-    # send side: ids already delivered are not sent again
-    def _delivered_key(self, source: str, event_id: str) -> str:
-        return self.key("delivered", source, event_id)
-
-    def undelivered(self, events: list[dict]) -> list[dict]:
-        if not events:
-            return []
-        seen = self.r.mget([self._delivered_key(e["source"], e["id"]) for e in events])
-        return [e for e, s in zip(events, seen) if s is None]
-
-    def mark_delivered(self, events: Iterable[dict], ttl: float) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        for e in events:
-            pipe.set(self._delivered_key(e["source"], e["id"]), "1", ex=max(1, int(ttl)))
-        pipe.execute()
 
 
 _RENEW = """

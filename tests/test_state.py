@@ -1,6 +1,7 @@
 import fakeredis
 
 from meterworker.deadletter import DeadLetters
+from meterworker.dedup import Delivered
 from meterworker.state import BeatLock, State
 
 
@@ -31,9 +32,9 @@ def test_pending_until_completed():
 
 
 def test_delivered_ids_are_filtered():
-    s = State(fakeredis.FakeRedis(), "c")
+    s = Delivered(fakeredis.FakeRedis(), "c")
     evs = [{"id": str(i), "source": "prometheus"} for i in range(3)]
-    s.mark_delivered(evs[:2], 3600)
+    s.mark(evs[:2], 3600)
     assert s.undelivered(evs) == [evs[2]]
     assert s.undelivered([{"id": "0", "source": "other"}]) == [{"id": "0", "source": "other"}]
 
