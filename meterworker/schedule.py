@@ -156,6 +156,10 @@ class CronSchedule(Schedule):
         self._croniter = croniter(cron, EPOCH, second_at_beginning=True)
         self._croniter_lock = threading.Lock()
 
+    # Both directions walk the runs of constant UTC offset. Within a run the wall
+    # clock is the instant plus the offset, so croniter's answer converts directly,
+    # unless the run ends first; then the search goes on in the next run.
+
     def next_after(self, t: datetime) -> datetime:
         start = _floor_second(_utc(t)) + ONE_SECOND
         while True:
