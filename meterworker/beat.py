@@ -30,6 +30,7 @@ def dispatch_due(rt, send, now: datetime) -> datetime:
                         "use `meterworker backfill` for them", query.name, due.skipped, due.oldest_skipped.isoformat())
         if len(due.ticks) > 1:
             log.warning("query %s: catching up %d ticks from %s", query.name, len(due.ticks), due.ticks[0].isoformat())
+        redispatch_stalled(rt, send, query.name)
         for tick in due.ticks:
             dispatch_tick(rt, send, query.name, to_epoch(tick))
         candidate = schedule.next_after(now)
@@ -40,14 +41,27 @@ def dispatch_due(rt, send, now: datetime) -> datetime:
 def dispatch_tick(rt, send, query: str, tick: int) -> bool:
     """Send the task for (query, tick) unless some beat or backfill already did."""
     state = rt.state
-    state.mark_pending(query, tick)
     claimed = state.claim(query, tick, rt.config.meterworker.catchup_horizon + 86400)
     if claimed:
-        send(QUERY_TASK, args=(query, tick), queue="query",
-             argsrepr=f"(query={query}, tick={from_epoch(tick).isoformat()})")
+        send_query_task(send, query, tick)
         log.info("dispatched query %s tick %s", query, from_epoch(tick).isoformat())
     state.advance_cursor(query, tick)
     return claimed
+
+
+def send_query_task(send, query: str, tick: int) -> None:
+    send(QUERY_TASK, args=(query, tick), queue="query", argsrepr=f"(query={query}, tick={from_epoch(tick).isoformat()})")
+
+
+def redispatch_stalled(rt, send, query: str) -> list[int]:
+    """Pending ticks nobody has worked on for stall_timeout (a dispatcher died before sending them)."""
+    ticks = rt.state.stalled(query, rt.config.meterworker.stall_timeout)
+    for tick in ticks:
+        rt.state.mark_pending(query, tick)
+        send_query_task(send, query, tick)
+        log.warning("query %s tick %s was pending with no activity for %.0fs; dispatched it again",
+                    query, from_epoch(tick).isoformat(), rt.config.meterworker.stall_timeout)
+    return ticks
 
 
 class TickScheduler(Scheduler):

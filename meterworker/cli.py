@@ -13,44 +13,9 @@ from pathlib import Path
 import click
 
 from . import runtime
-from .config import ConfigError, load_config
+from .cli_common import TimeParam, config_option, load as _load
 from .durations import format_go_duration, parse_duration
 from .redact import redact_headers, redact_url
-from .timeparse import parse_time
-
-EXIT_CONFIG = 2
-
-
-def _load(path: str):
-    """The config, with warnings on stderr; a bad config ends the command with status 2."""
-    try:
-        loaded = load_config(path)
-    except ConfigError as e:
-        for line in e.problems:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(EXIT_CONFIG)
-    for w in loaded.warnings:
-        click.echo(f"warning: {w}", err=True)
-    return loaded.config
-
-
-config_option = click.option(
-    "-c", "--config", "config_path", envvar=runtime.CONFIG_ENV, required=True,
-    type=click.Path(dir_okay=False), help="Collector config YAML (or $METERWORKER_CONFIG).",
-)
-
-
-class TimeParam(click.ParamType):
-    name = "time"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_time(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
-
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -92,7 +57,11 @@ def validate(config_path):
         click.echo(f"      schedule: {expr} ({prom.timezone})")
         click.echo(f"      next ticks: {', '.join(x.isoformat() for x in ticks)}")
         for rng in range_selectors(q.promql):
-            if abs(parse_duration(rng) - window.seconds) > 1e-9:
+            try:
+                seconds = parse_duration(rng)
+            except ValueError:  # PromQL's own units (w, y)
+                seconds = None
+            if seconds != window.seconds:
                 click.echo(
                     f"warning: input.prometheus.queries: query {q.name}: range [{rng}] differs from the "
                     f"schedule's window ({format_go_duration(window.seconds)}); windows will overlap or leave "

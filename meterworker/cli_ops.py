@@ -1,5 +1,10 @@
 """Operational subcommands (status, backfill, dlq, health), each in a module of its own, added to `meterworker`."""
 
+from .cli_common import TimeParam, config_option, load
+
 
 def register(main) -> None:
-    pass
+    from . import cli_backfill, cli_status
+
+    cli_status.register(main, config_option, load)
+    cli_backfill.register(main, config_option, TimeParam, load)

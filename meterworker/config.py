@@ -179,6 +179,9 @@ class Settings(_Model):
     catchup_horizon: Duration = 24 * 3600.0
     dedup_horizon: Duration = 32 * 86400.0
     lock_timeout: PositiveDuration = 30.0
+    query_retry_period: PositiveDuration = 5.0
+    query_max_backoff: PositiveDuration = 300.0
+    stall_timeout: PositiveDuration = 3900.0
 
 
 class BasicAuth(_Model):

@@ -14,12 +14,21 @@ end
 return 0
 """
 
+_CLAIM = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 class State:
     def __init__(self, r: redis.Redis, collector: str):
         self.r = r
         self.prefix = f"meterworker:{collector}"
         self._advance = r.register_script(_ADVANCE)
+        self._claim = r.register_script(_CLAIM)
 
     def key(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -33,11 +42,19 @@ class State:
         self._advance(keys=[self.key("cursor", query)], args=[tick])
 
     def claim(self, query: str, tick: int, ttl: float) -> bool:
-        """True for exactly one caller per (query, tick) within ttl."""
-        return bool(self.r.set(self.key("claim", query, tick), "1", nx=True, ex=max(1, int(ttl))))
+        """True for exactly one caller per (query, tick) within ttl; the tick is then pending."""
+        return bool(self._claim(
+            keys=[self.key("claim", query, tick), self.key("pending", query)],
+            args=[max(1, int(ttl)), tick, time.time()],
+        ))
 
     def mark_pending(self, query: str, tick: int) -> None:
-        self.r.zadd(self.key("pending", query), {str(tick): tick})
+        self.r.zadd(self.key("pending", query), {str(tick): time.time()})
+
+    def stalled(self, query: str, idle: float) -> list[int]:
+        """Pending ticks with no sign of life (dispatch or attempt) for `idle` seconds, oldest first."""
+        members = self.r.zrangebyscore(self.key("pending", query), "-inf", time.time() - idle)
+        return sorted(int(m) for m in members)
 
     # run side (query workers)
     def complete(self, query: str, tick: int) -> None:
@@ -48,15 +65,17 @@ class State:
         self._advance(keys=[self.key("completed", query)], args=[tick])
 
     def record_failure(self, query: str, tick: int, message: str, attempt: int) -> None:
-        self.r.set(
-            self.key("failure", query),
-            json.dumps({"tick": tick, "error": message, "attempt": attempt, "at": time.time()}),
-        )
+        now = time.time()
+        pipe = self.r.pipeline()
+        pipe.set(self.key("failure", query),
+                 json.dumps({"tick": tick, "error": message, "attempt": attempt, "at": now}))
+        pipe.zadd(self.key("pending", query), {str(tick): now}, xx=True)
+        pipe.execute()
 
     def query_status(self, query: str) -> dict:
         completed = self.r.get(self.key("completed", query))
         failure = self.r.get(self.key("failure", query))
-        pending = [int(float(t)) for t in self.r.zrange(self.key("pending", query), 0, -1)]
+        pending = sorted(int(t) for t in self.r.zrange(self.key("pending", query), 0, -1))
         return {
             "last_completed": int(completed) if completed else None,
             "pending": pending,

@@ -58,3 +58,22 @@ def test_dead_letters_keep_everything_but_secrets():
     assert "s3cret" not in got["body"]
     assert dl.ids() == [entry] and dl.count() == 1
     assert dl.purge() == 1 and dl.count() == 0
+
+
+def test_a_claimed_tick_is_pending_and_stalls_without_activity(monkeypatch):
+    import meterworker.state as state_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(state_mod.time, "time", lambda: clock[0])
+    s = State(fakeredis.FakeRedis(), "c")
+    assert s.claim("q", 60, 100)
+    assert s.query_status("q")["pending"] == [60]
+    clock[0] = 1050.0
+    assert s.stalled("q", idle=100) == []
+    s.record_failure("q", 60, "down", 1)  # an attempt is a sign of life
+    clock[0] = 1120.0
+    assert s.stalled("q", idle=100) == []
+    clock[0] = 1151.0
+    assert s.stalled("q", idle=100) == [60]
+    s.complete("q", 60)
+    assert s.stalled("q", idle=0) == []

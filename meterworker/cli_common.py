@@ -1,0 +1,43 @@
+"""What every meterworker subcommand shares: the -c option, loading the config, time arguments."""
+
+import sys
+from datetime import datetime
+
+import click
+
+from . import runtime
+from .config import ConfigError, load_config
+from .timeparse import parse_time
+
+EXIT_CONFIG = 2
+
+
+def load(path: str):
+    """The config, with warnings on stderr; a bad config ends the command with status 2."""
+    try:
+        loaded = load_config(path)
+    except ConfigError as e:
+        for line in e.problems:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
+    for w in loaded.warnings:
+        click.echo(f"warning: {w}", err=True)
+    return loaded.config
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", envvar=runtime.CONFIG_ENV, required=True,
+    type=click.Path(dir_okay=False), help="Collector config YAML (or $METERWORKER_CONFIG).",
+)
+
+
+class TimeParam(click.ParamType):
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_time(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
