@@ -5,7 +5,7 @@ import os
 
 from celery import Celery, signals
 
-from . import runtime
+from . import logs, metrics, runtime  # noqa: F401  (logs and metrics work through Celery signals)
 
 app = Celery("meterworker", include=["meterworker.query_task", "meterworker.send_task"])
 app.config_from_object("celeryconfig")

@@ -14,6 +14,7 @@ import click
 
 from . import runtime
 from .cli_common import TimeParam, config_option, load as _load
+from .process_env import for_child, process_options, run_options
 from .durations import format_go_duration, parse_duration
 from .redact import redact_headers, redact_url
 
@@ -151,6 +152,7 @@ def _child_env(config_path: str, redis_url: str | None) -> dict:
 @click.option("--query-concurrency", default=2, show_default=True, help="Processes running queries.")
 @click.option("--send-concurrency", default=2, show_default=True, help="Processes sending batches.")
 @click.option("--loglevel", default="INFO", show_default=True)
+@run_options
 def run(config_path, query_concurrency, send_concurrency, loglevel):
     """Beat, a query worker and a send worker on this machine (with an embedded Redis when none is configured)."""
     from .embedded_redis import EmbeddedRedis
@@ -173,7 +175,7 @@ def run(config_path, query_concurrency, send_concurrency, loglevel):
                                "--loglevel", loglevel),
         "beat": _celery("beat", "--loglevel", loglevel),
     }
-    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+    procs = {name: subprocess.Popen(cmd, env=for_child(env, i)) for i, (name, cmd) in enumerate(commands.items())}
     stopping = False
 
     def stop(*_):
@@ -214,6 +216,7 @@ def _exec_celery(config_path, args):
 @main.command(context_settings={"ignore_unknown_options": True})
 @config_option
 @click.option("-Q", "--queues", default="query,send", show_default=True)
+@process_options
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(config_path, queues, celery_args):
     """A Celery worker for the query and/or send queue (extra arguments go to celery worker)."""
@@ -222,6 +225,7 @@ def worker(config_path, queues, celery_args):
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @config_option
+@process_options
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(config_path, celery_args):
     """The scheduler (any number may run; one holds the lock and dispatches)."""

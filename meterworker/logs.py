@@ -1,0 +1,131 @@
+"""Structured log lines for Celery processes: text with key=value context, or one JSON object a line.
+
+While a task runs, every line it causes carries the task id and name, the query and tick, and for a
+send task its batch id. A record may bring its own (`log.info(..., extra={"query": q, "tick": t})`).
+Secrets of the config are masked in the message and in tracebacks.
+"""
+
+import contextvars
+import hashlib
+import json
+import logging
+import os
+from datetime import datetime, timezone
+
+from celery import signals
+
+from .process_env import LOG_FORMAT_ENV
+
+QUERY_TASK = "meterworker.query"
+SEND_TASK = "meterworker.send"
+FIELDS = ("query", "tick", "task_id", "task", "batch_id")
+
+_context: contextvars.ContextVar[dict] = contextvars.ContextVar("meterworker_log_context", default={})
+
+
+def _iso(tick) -> str | None:
+    if isinstance(tick, (int, float)) and not isinstance(tick, bool):
+        return datetime.fromtimestamp(tick, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return tick if isinstance(tick, str) else None
+
+
+def batch_id(events, meta: dict) -> str | None:
+    """The batch's own id when the sender gave one, else a digest of its event ids."""
+    if meta.get("batch_id"):
+        return str(meta["batch_id"])
+    ids = [e.get("id", "") for e in events if isinstance(e, dict)]
+    if not ids:
+        return None
+    return hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
+
+
+def task_context(task_name: str, task_id: str | None, args) -> dict:
+    """What a task's log lines carry, from its name and arguments."""
+    ctx = {"task": task_name, "task_id": task_id}
+    args = list(args or ())
+    if task_name == QUERY_TASK and len(args) >= 2:
+        ctx.update(query=args[0], tick=_iso(args[1]))
+    elif task_name == SEND_TASK and len(args) >= 2 and isinstance(args[1], dict):
+        meta = args[1]
+        ctx.update(query=meta.get("query"), tick=_iso(meta.get("tick")),
+                   batch_id=batch_id(args[0] if isinstance(args[0], list) else [], meta))
+    return {k: v for k, v in ctx.items() if v is not None}
+
+
+def context_of(record: logging.LogRecord) -> dict:
+    ctx = dict(_context.get())
+    for name in FIELDS:
+        value = getattr(record, name, None)
+        if value is not None:
+            ctx[name] = _iso(value) if name == "tick" else value
+    return ctx
+
+
+def _scrubber():
+    try:
+        from . import runtime
+
+        return runtime.current().scrub
+    except Exception:
+        return lambda text: text
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, scrub=None):
+        super().__init__()
+        self.scrub = scrub or (lambda text: text)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,
+            "message": self.scrub(record.getMessage()),
+            **context_of(record),
+        }
+        if record.exc_info:
+            line["exception"] = self.scrub(self.formatException(record.exc_info))
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, scrub=None):
+        super().__init__("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
+        self.scrub = scrub or (lambda text: text)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        ctx = context_of(record)
+        if ctx:
+            first, nl, rest = text.partition("\n")
+            text = first + " " + " ".join(f"{k}={v}" for k, v in ctx.items()) + nl + rest
+        return self.scrub(text)
+
+
+def formatter() -> logging.Formatter:
+    """The formatter $METERWORKER_LOG_FORMAT asks for (text unless json)."""
+    kind = (os.environ.get(LOG_FORMAT_ENV) or "text").lower()
+    if kind not in ("text", "json"):
+        raise SystemExit(f"meterworker: {LOG_FORMAT_ENV}={kind!r}: use 'text' or 'json'")
+    return (JsonFormatter if kind == "json" else TextFormatter)(_scrubber())
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _use_formatter(logger=None, **_):
+    fmt = formatter()
+    for h in logging.getLogger().handlers + (logger.handlers if logger else []):
+        h.setFormatter(fmt)
+
+
+@signals.task_prerun.connect
+def _enter_task(task_id=None, task=None, args=None, **_):
+    if task is not None:
+        _context.set(task_context(task.name, task_id, args))
+
+
+@signals.task_postrun.connect
+def _leave_task(**_):
+    _context.set({})
