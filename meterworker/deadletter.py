@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import redis
 
+BODY_LIMIT = 2048
+
 
 class DeadLetters:
     def __init__(self, r: redis.Redis, collector: str, scrub: Callable[[str], str] = lambda s: s):
@@ -15,7 +17,7 @@ class DeadLetters:
         self.index = f"meterworker:{collector}:dlq:index"
         self.scrub = scrub
 
-    def add(
+    def build(
         self,
         events: list[dict[str, Any]],
         *,
@@ -26,26 +28,32 @@ class DeadLetters:
         first_failure: float,
         query: str | None,
         tick: int | None,
-    ) -> str:
-        entry_id = uuid.uuid4().hex[:12]
-        now = time.time()
-        entry = {
-            "id": entry_id,
+    ) -> dict[str, Any]:
+        """A new entry; the reason and the response body are scrubbed of secrets, the events kept as they are."""
+        return {
+            "id": uuid.uuid4().hex[:12],
             "reason": self.scrub(reason),
             "status": status,
-            "body": self.scrub(body or "")[:2048],
+            "body": self.scrub(body or "")[:BODY_LIMIT],
             "attempts": attempts,
             "first_failure": first_failure,
-            "last_failure": now,
+            "last_failure": time.time(),
             "query": query,
             "tick": tick,
             "events": events,
         }
+
+    def stage(self, pipe, entry: dict[str, Any]) -> None:
+        """Adds the entry to `pipe`, so that it is written together with whatever else it holds."""
+        pipe.hset(self.entries, entry["id"], json.dumps(entry))
+        pipe.zadd(self.index, {entry["id"]: entry["last_failure"]})
+
+    def add(self, events: list[dict[str, Any]], **details) -> str:
+        entry = self.build(events, **details)
         pipe = self.r.pipeline()
-        pipe.hset(self.entries, entry_id, json.dumps(entry))
-        pipe.zadd(self.index, {entry_id: now})
+        self.stage(pipe, entry)
         pipe.execute()
-        return entry_id
+        return entry["id"]
 
     def ids(self) -> list[str]:
         return [i.decode() if isinstance(i, bytes) else i for i in self.r.zrange(self.index, 0, -1)]

@@ -10,17 +10,21 @@ class Delivered:
         self.r = r
         self.prefix = f"meterworker:{collector}:delivered"
 
-    def _key(self, source: str, event_id: str) -> str:
-        return f"{self.prefix}:{source}:{event_id}"
+    def key(self, event: dict) -> str:
+        return f"{self.prefix}:{event['source']}:{event['id']}"
 
     def undelivered(self, events: list[dict]) -> list[dict]:
         if not events:
             return []
-        seen = self.r.mget([self._key(e["source"], e["id"]) for e in events])
+        seen = self.r.mget([self.key(e) for e in events])
         return [e for e, s in zip(events, seen) if s is None]
+
+    def stage_mark(self, pipe, events: Iterable[dict], ttl: float) -> None:
+        """Adds the marks to `pipe`, so that they are written together with whatever else it holds."""
+        for e in events:
+            pipe.set(self.key(e), "1", ex=max(1, int(ttl)))
 
     def mark(self, events: Iterable[dict], ttl: float) -> None:
         pipe = self.r.pipeline(transaction=False)
-        for e in events:
-            pipe.set(self._key(e["source"], e["id"]), "1", ex=max(1, int(ttl)))
+        self.stage_mark(pipe, events, ttl)
         pipe.execute()

@@ -4,12 +4,12 @@ import json
 from http import HTTPStatus
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
 from .backoff import parse_retry_after
-from .redact import redact_headers
+from .redact import redact_headers, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ class Outcome:
         return self.last.retry_after if self.last else None
 
 
+# Statuses that can be caused by some events of a batch: splitting the batch finds them.
+SPLIT_ON = (400, 413, 422)
+
+
 def _error_text(resp: Response) -> str:
     try:
         phrase = HTTPStatus(resp.status).phrase
@@ -53,18 +57,78 @@ def _error_text(resp: Response) -> str:
     return f"HTTP {resp.status} {phrase}: {resp.body}"
 
 
+def _matched_pattern(resp: Response, error_patterns: list[str]) -> str | None:
+    if resp.status is None:
+        return None
+    text = _error_text(resp)
+    return next((p for p in error_patterns if p in text), None)
+
+
 def classify(resp: Response, drop_on: list[int], error_patterns: list[str]) -> str:
     """'ok', 'drop' (never retried) or 'retry'."""
     if resp.status is not None and 200 <= resp.status < 300:
         return "ok"
     if resp.status in drop_on:
         return "drop"
-    if resp.status is not None and any(p in _error_text(resp) for p in error_patterns):
+    if _matched_pattern(resp, error_patterns) is not None:
         return "drop"
     if resp.status is None or resp.status == 429 or resp.status >= 500 or resp.status in (408, 425):
         return "retry"
     # Any other 4xx will not get better by itself: it waits in the dead-letter store.
     return "drop"
+
+
+def describe(resp: Response) -> str:
+    """What went wrong, in a few words: 'HTTP 503 Service Unavailable' or the connection error."""
+    if resp.status is None:
+        return resp.error or "no response"
+    try:
+        return f"HTTP {resp.status} {HTTPStatus(resp.status).phrase}"
+    except ValueError:
+        return f"HTTP {resp.status}"
+
+
+def rejection_reason(resp: Response, error_patterns: list[str]) -> str:
+    pattern = _matched_pattern(resp, error_patterns)
+    if pattern is not None:
+        return f"rejected: the response ({describe(resp)}) matches error pattern {pattern!r}"
+    return f"rejected with {describe(resp)}"
+
+
+@dataclass
+class Step:
+    """One request and what it means for its events: 'ok', 'drop', 'retry', or 'split' (posted again in halves)."""
+
+    events: list[dict[str, Any]]
+    response: Response
+    verdict: str
+
+
+def attempt(
+    events: list[dict[str, Any]],
+    post: Callable[[list[dict[str, Any]]], Response],
+    drop_on: list[int],
+    error_patterns: list[str],
+) -> Iterator[Step]:
+    """Post `events` once, yielding each request's outcome as soon as it is known.
+
+    A batch refused with a status that some of its events may cause (400, 413, 422) is split in
+    halves until the refused events are alone, so that the others are delivered. A retryable
+    failure ends the attempt: its step holds every event not yet settled.
+    """
+    pending = [events] if events else []
+    while pending:
+        batch = pending.pop(0)
+        resp = post(batch)
+        verdict = classify(resp, drop_on, error_patterns)
+        if verdict == "retry":
+            yield Step(batch + [e for rest in pending for e in rest], resp, "retry")
+            return
+        if verdict == "drop" and len(batch) > 1 and resp.status in SPLIT_ON:
+            half = len(batch) // 2
+            pending[:0] = [batch[:half], batch[half:]]
+            verdict = "split"
+        yield Step(batch, resp, verdict)
 
 
 def deliver(
@@ -73,25 +137,26 @@ def deliver(
     drop_on: list[int],
     error_patterns: list[str],
 ) -> Outcome:
-    """Post `events`; on a drop status, split the batch to find the bad events and deliver the rest."""
+    """Post `events` once and sort them into delivered, rejected and to be retried."""
     out = Outcome()
-    pending = [events] if events else []
-    while pending:
-        batch = pending.pop(0)
-        resp = post(batch)
-        out.last = resp
-        verdict = classify(resp, drop_on, error_patterns)
-        if verdict == "ok":
-            out.delivered.extend(batch)
-        elif verdict == "retry":
-            out.retry.extend(batch)
-        elif len(batch) > 1:
-            half = len(batch) // 2
-            pending[:0] = [batch[:half], batch[half:]]
-        else:
-            reason = f"rejected with HTTP {resp.status}" if resp.status else "rejected"
-            out.rejected.append(Rejected(batch, resp.status, resp.body, reason))
+    for step in attempt(events, post, drop_on, error_patterns):
+        out.last = step.response
+        if step.verdict == "ok":
+            out.delivered.extend(step.events)
+        elif step.verdict == "retry":
+            out.retry.extend(step.events)
+        elif step.verdict == "drop":
+            resp = step.response
+            out.rejected.append(Rejected(step.events, resp.status, resp.body, rejection_reason(resp, error_patterns)))
     return out
+
+
+def _log_level(name: str | None) -> int | None:
+    """The level of request dumps (`dump_request_log_level`); None: no dumps."""
+    if not name or not name.strip():
+        return None
+    name = name.strip().upper()
+    return {"TRACE": logging.DEBUG, "WARN": logging.WARNING}.get(name) or logging.getLevelName(name)
 
 
 class Sender:
@@ -103,7 +168,7 @@ class Sender:
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = BATCH_CONTENT_TYPE
         self._headers = headers
-        self._dump = bool(http_cfg.dump_request_log_level)
+        self._dump_level = _log_level(http_cfg.dump_request_log_level)
         self._client = httpx.Client(timeout=http_cfg.timeout, transport=transport)
 
     def close(self) -> None:
@@ -111,10 +176,11 @@ class Sender:
 
     def post(self, events: list[dict[str, Any]]) -> Response:
         body = json.dumps(events, separators=(",", ":"), allow_nan=False)
-        if self._dump and log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request %s %s headers=%s body=%s",
-                self.cfg.verb, self.cfg.url, redact_headers(self._headers), body[:BODY_LIMIT],
+        dump = self._dump_level is not None and log.isEnabledFor(self._dump_level)
+        if dump:
+            log.log(
+                self._dump_level, "request %s %s headers=%s body=%s",
+                self.cfg.verb, redact_url(self.cfg.url), redact_headers(self._headers), body[:BODY_LIMIT],
             )
         try:
             r = self._client.request(self.cfg.verb, self.cfg.url, content=body, headers=self._headers)
@@ -122,4 +188,6 @@ class Sender:
             return Response(None, "", error=f"timed out after {self.cfg.timeout:g}s")
         except httpx.HTTPError as e:
             return Response(None, "", error=f"{type(e).__name__}: {e}")
+        if dump:
+            log.log(self._dump_level, "response %d body=%s", r.status_code, r.text[:BODY_LIMIT])
         return Response(r.status_code, r.text[:BODY_LIMIT], parse_retry_after(r.headers.get("Retry-After")))

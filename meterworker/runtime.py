@@ -6,10 +6,13 @@ from functools import cached_property
 
 import redis
 
+from .batching import lease_seconds
 from .config import Config, load_config
 from .deadletter import DeadLetters
 from .dedup import Delivered
 from .delivery import Sender
+from .inflight import InFlightSlots
+from .outbox import Outbox
 from .prometheus import PrometheusClient
 from .redact import secret_values
 from .schedule import Schedule, parse_schedule
@@ -51,6 +54,17 @@ class Runtime:
     @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.redis, self.collector, scrub=self.scrub)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        http = self.config.http
+        return Outbox(self.redis, self.collector, self.delivered, self.dead_letters, count=http.batching.count,
+                      period=http.batching.period, lease=lease_seconds(http.timeout))
+
+    @cached_property
+    def in_flight(self) -> InFlightSlots:
+        http = self.config.http
+        return InFlightSlots(self.redis, self.collector, http.max_in_flight, lease_seconds(http.timeout))
 
     @cached_property
     def prometheus(self) -> PrometheusClient:

@@ -1,0 +1,26 @@
+"""When batches leave, and how long a worker may hold one: the send side's rules, as plain arithmetic."""
+
+
+def full_batches_formed(before: int, after: int, count: int) -> int:
+    """How many more full batches of `count` wait after the outbox grew from `before` to `after` events."""
+    return after // count - before // count
+
+
+def flush_due(size: int, oldest_age: float, count: int, period: float) -> bool:
+    """A batch leaves when `count` events wait, or when the oldest of them has waited `period`."""
+    return size >= count or (size > 0 and oldest_age >= period)
+
+
+def lease_seconds(timeout: float) -> float:
+    """How long a batch stays with its worker without a sign of life before another worker takes it over.
+
+    The worker renews the lease before each request, and httpx's `timeout` bounds each phase of a
+    request (connect, write, read) separately; the lease outlasts all three with room to spare,
+    so that a slow but living worker never has its batch sent by another one at the same time.
+    """
+    return 3 * timeout + 5
+
+
+def sweep_interval(period: float) -> float:
+    """How often a send worker looks for batches due again and for events that waited `period`."""
+    return min(0.5, max(0.05, period / 4))

@@ -1,0 +1,69 @@
+"""`max_in_flight`: at most that many requests under way at once, across every send worker.
+
+A semaphore in Redis whose slots expire, so that a slot held by a worker that died comes back.
+"""
+
+import random
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import redis
+
+# KEYS: slots. ARGV: holder, limit, ttl. 1 when the holder has a slot (new or renewed).
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+class Slot:
+    def __init__(self, slots: "InFlightSlots", holder: str):
+        self.slots = slots
+        self.holder = holder
+
+    def renew(self) -> None:
+        """Keep the slot for another ttl; wait for one again if it expired and was taken meanwhile."""
+        self.slots.wait_for(self.holder)
+
+
+class InFlightSlots:
+    def __init__(self, r: redis.Redis, collector: str, limit: int, ttl: float, poll: float = 0.1):
+        self.r = r
+        self.key = f"meterworker:{collector}:in-flight"
+        self.limit, self.ttl, self.poll = limit, ttl, poll
+        self._acquire = r.register_script(_ACQUIRE)
+
+    def try_acquire(self, holder: str) -> bool:
+        return bool(self._acquire(keys=[self.key], args=[holder, self.limit, self.ttl]))
+
+    def wait_for(self, holder: str) -> None:
+        while not self.try_acquire(holder):
+            time.sleep(self.poll * (0.5 + random.random()))
+
+    def release(self, holder: str) -> None:
+        self.r.zrem(self.key, holder)
+
+    def in_use(self) -> int:
+        return self.r.zcount(self.key, "(" + str(self._now()), "+inf")
+
+    def _now(self) -> float:
+        seconds, micros = self.r.time()
+        return seconds + micros / 1e6
+
+    @contextmanager
+    def held(self) -> Iterator[Slot]:
+        """Wait for a free slot and hold it for the block."""
+        holder = uuid.uuid4().hex
+        self.wait_for(holder)
+        try:
+            yield Slot(self, holder)
+        finally:
+            self.release(holder)

@@ -1,0 +1,309 @@
+"""The outbox in Redis: events waiting to be sent, and the batches under way.
+
+An event is *pending* from the moment it is added until it is delivered or dead-lettered. A
+pending event is either in the queue, waiting to be taken, or in exactly one batch; adding an
+event that is pending, or was delivered within the dedup horizon, does nothing. So no event is
+ever in two requests at once, however often a query task runs.
+
+A batch has a lease: the worker that holds it renews it before every request. When the lease
+runs out, because the worker died or because the batch waits for its next retry, a send worker's
+sweeper hands the batch out again. Each hand-out raises the batch's generation; a task whose
+generation is no longer current finds nothing to do, so a redelivered Celery message cannot make
+a batch go out twice.
+
+Events leave the outbox only in the same transaction that records them delivered (with their
+dedup marks) or dead-lettered. Times are Redis' clock, shared by every host.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import redis
+
+from .batching import flush_due, full_batches_formed
+from .deadletter import DeadLetters
+from .dedup import Delivered
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# KEYS: pending, queue, then the delivered mark of each event. ARGV: key and payload of each event.
+_ADD = _NOW + """
+local before = redis.call('ZCARD', KEYS[2])
+local added = 0
+for i = 1, #KEYS - 2 do
+  local key = ARGV[2 * i - 1]
+  if redis.call('EXISTS', KEYS[2 + i]) == 0 and redis.call('HSETNX', KEYS[1], key, ARGV[2 * i]) == 1 then
+    redis.call('ZADD', KEYS[2], now, key)
+    added = added + 1
+  end
+end
+return {before, before + added}
+"""
+
+# Returns {keys, payloads} of the batch's events, in chunks small enough for unpack().
+_MEMBERS = """
+local function payloads_of(keys)
+  local out = {}
+  for i = 1, #keys, 500 do
+    local got = redis.call('HMGET', KEYS_PENDING, unpack(keys, i, math.min(i + 499, #keys)))
+    for j = 1, #got do out[#out + 1] = got[j] end
+  end
+  return out
+end
+"""
+
+# KEYS: queue, pending, batches, batch, members. ARGV: count, period, lease, batch id.
+_TAKE = _NOW + _MEMBERS.replace("KEYS_PENDING", "KEYS[2]") + """
+local size = redis.call('ZCARD', KEYS[1])
+if size == 0 then return false end
+if size < tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if now - tonumber(oldest[2]) < tonumber(ARGV[2]) then return false end
+end
+local keys = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+for i = 1, #keys, 500 do
+  local part = {unpack(keys, i, math.min(i + 499, #keys))}
+  redis.call('ZREM', KEYS[1], unpack(part))
+  redis.call('SADD', KEYS[5], unpack(part))
+end
+redis.call('HSET', KEYS[4], 'gen', 1, 'attempt', 1)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
+return {1, 1, false, keys, payloads_of(keys)}
+"""
+
+# KEYS: batches, batch, members, pending. ARGV: batch id, generation, lease.
+_RESUME = _NOW + _MEMBERS.replace("KEYS_PENDING", "KEYS[4]") + """
+if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return false end
+local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+local keys = redis.call('SMEMBERS', KEYS[3])
+local meta = redis.call('HMGET', KEYS[2], 'attempt', 'first_failure')
+return {gen, meta[1], meta[2], keys, payloads_of(keys)}
+"""
+
+# KEYS: batches, batch. ARGV: batch id, lease. The new generation when the batch was due, else nil.
+_CLAIM = _NOW + """
+local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not deadline) or tonumber(deadline) > now then return false end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return false
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return redis.call('HINCRBY', KEYS[2], 'gen', 1)
+"""
+
+# KEYS: batches, batch. ARGV: batch id, generation, lease.
+_RENEW = _NOW + """
+if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+# KEYS: batches, batch, members. ARGV: batch id, generation, retry delay, attempt, first failure.
+# 1: the batch is done and gone; 2: it waits for its retry; 0: another worker holds it now.
+_FINISH = _NOW + """
+if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return 0 end
+if redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+redis.call('HSET', KEYS[2], 'attempt', ARGV[4], 'first_failure', ARGV[5])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 2
+"""
+
+ADD_CHUNK = 500
+
+
+def event_key(event: dict[str, Any]) -> str:
+    """An event's identity for deduplication: OpenMeter deduplicates by (source, id)."""
+    return json.dumps([event["source"], event["id"]], separators=(",", ":"))
+
+
+@dataclass
+class Item:
+    """A pending event and where it came from."""
+
+    key: str
+    event: dict[str, Any]
+    query: str | None
+    tick: int | None
+
+
+@dataclass
+class Batch:
+    id: str
+    gen: int
+    attempt: int
+    first_failure: float | None
+    items: list[Item]
+
+
+@dataclass
+class Added:
+    added: int
+    skipped: int
+    full_batches: int
+
+
+class LeaseLost(Exception):
+    """Another worker holds the batch now; this one must not send it."""
+
+
+class Outbox:
+    def __init__(self, r: redis.Redis, collector: str, delivered: Delivered, dead_letters: DeadLetters,
+                 *, count: int, period: float, lease: float):
+        self.r = r
+        self.delivered = delivered
+        self.dead_letters = dead_letters
+        self.count, self.period, self.lease = count, period, lease
+        p = f"meterworker:{collector}:outbox"
+        self.pending_key = f"{p}:pending"
+        self.queue_key = f"{p}:queue"
+        self.batches_key = f"{p}:batches"
+        self.batch_prefix = f"{p}:batch"
+        self.flush_marker = f"{p}:flush-requested"
+        self._add = r.register_script(_ADD)
+        self._take = r.register_script(_TAKE)
+        self._resume = r.register_script(_RESUME)
+        self._claim = r.register_script(_CLAIM)
+        self._renew = r.register_script(_RENEW)
+        self._finish = r.register_script(_FINISH)
+
+    def _batch_keys(self, batch_id: str) -> tuple[str, str]:
+        return f"{self.batch_prefix}:{batch_id}", f"{self.batch_prefix}:{batch_id}:members"
+
+    # --- the query side -----------------------------------------------------------------
+
+    def add(self, events: list[dict[str, Any]], meta: dict[str, Any]) -> Added:
+        """Queue events that are neither pending nor delivered; say how many full batches this made."""
+        added = formed = 0
+        for i in range(0, len(events), ADD_CHUNK):
+            chunk = events[i:i + ADD_CHUNK]
+            keys = [self.pending_key, self.queue_key] + [self.delivered.key(e) for e in chunk]
+            args: list[str] = []
+            for e in chunk:
+                args += [event_key(e), json.dumps({"event": e, "query": meta.get("query"), "tick": meta.get("tick")})]
+            before, after = self._add(keys=keys, args=args)
+            added += after - before
+            formed += full_batches_formed(before, after, self.count)
+        return Added(added, len(events) - added, formed)
+
+    # --- the send side ------------------------------------------------------------------
+
+    def take(self) -> Batch | None:
+        """A new batch of the oldest events, when a full batch waits or the oldest waited `period`."""
+        batch_id = uuid.uuid4().hex[:12]
+        got = self._take(keys=[self.queue_key, self.pending_key, self.batches_key, *self._batch_keys(batch_id)],
+                         args=[self.count, self.period, self.lease, batch_id])
+        return self._batch(batch_id, got)
+
+    def resume(self, batch_id: str, gen: int) -> Batch | None:
+        """The batch, when generation `gen` was the one handed out; None when that hand-out is stale."""
+        batch, members = self._batch_keys(batch_id)
+        got = self._resume(keys=[self.batches_key, batch, members, self.pending_key], args=[batch_id, gen, self.lease])
+        return self._batch(batch_id, got)
+
+    def _batch(self, batch_id: str, got) -> Batch | None:
+        if not got:
+            return None
+        gen, attempt, first_failure, keys, payloads = got
+        items = []
+        for key, payload in zip(keys, payloads):
+            if payload is None:
+                continue
+            p = json.loads(payload)
+            items.append(Item(key.decode(), p["event"], p.get("query"), p.get("tick")))
+        first = float(first_failure) if first_failure else None
+        return Batch(batch_id, int(gen), int(attempt), first, items)
+
+    def renew(self, batch: Batch) -> None:
+        """Extend the lease before a request; raises LeaseLost when another worker took the batch over."""
+        batch_key, _ = self._batch_keys(batch.id)
+        if not self._renew(keys=[self.batches_key, batch_key], args=[batch.id, batch.gen, self.lease]):
+            raise LeaseLost(batch.id)
+
+    def _resolve(self, batch: Batch, items: list[Item], stage) -> None:
+        _, members = self._batch_keys(batch.id)
+        keys = [i.key for i in items]
+        pipe = self.r.pipeline(transaction=True)
+        stage(pipe)
+        if keys:
+            pipe.hdel(self.pending_key, *keys)
+            pipe.srem(members, *keys)
+        pipe.execute()
+
+    def delivered_now(self, batch: Batch, items: list[Item], ttl: float) -> None:
+        """The sink accepted these events: mark them delivered and let them go, in one transaction."""
+        self._resolve(batch, items, lambda pipe: self.delivered.stage_mark(pipe, [i.event for i in items], ttl))
+
+    def already_delivered(self, batch: Batch, items: list[Item]) -> None:
+        self._resolve(batch, items, lambda pipe: None)
+
+    def dead_lettered(self, batch: Batch, items: list[Item], entries: list[dict[str, Any]]) -> None:
+        """Write the dead-letter entries and let their events go, in one transaction."""
+
+        def stage(pipe):
+            for entry in entries:
+                self.dead_letters.stage(pipe, entry)
+
+        self._resolve(batch, items, stage)
+
+    def finish(self, batch: Batch, retry_in: float | None = None, first_failure: float | None = None) -> None:
+        """Done with this attempt: the batch goes when nothing of it is pending, else it is due again in
+        `retry_in` seconds (at once when None: some events were left unsettled)."""
+        keys = [self.batches_key, *self._batch_keys(batch.id)]
+        attempt = batch.attempt + 1 if retry_in is not None else batch.attempt
+        first_failure = first_failure or batch.first_failure
+        self._finish(keys=keys, args=[batch.id, batch.gen, retry_in or 0, attempt, first_failure or ""])
+
+    # --- the sweeper --------------------------------------------------------------------
+
+    def claim_due(self, limit: int = 100) -> Iterator[tuple[str, int]]:
+        """(batch id, generation) of each batch whose lease ran out, now leased to whoever sends it on."""
+        now = self._now()
+        for raw in self.r.zrangebyscore(self.batches_key, "-inf", now, start=0, num=limit):
+            batch_id = raw.decode()
+            gen = self._claim(keys=[self.batches_key, self._batch_keys(batch_id)[0]], args=[batch_id, self.lease])
+            if gen:
+                yield batch_id, int(gen)
+
+    def flush_due(self) -> bool:
+        size, oldest_age = self.queue_status()
+        return flush_due(size, oldest_age, self.count, self.period)
+
+    def request_flush_once(self) -> bool:
+        """True for one caller per `period`: the sweepers of all send workers ask for one flush between them."""
+        return bool(self.r.set(self.flush_marker, "1", nx=True, px=max(1, int(self.period * 1000))))
+
+    # --- looking in ---------------------------------------------------------------------
+
+    def _now(self) -> float:
+        seconds, micros = self.r.time()
+        return seconds + micros / 1e6
+
+    def queue_status(self) -> tuple[int, float]:
+        """(events waiting to be taken, seconds the oldest of them has waited)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.time()
+        pipe.zcard(self.queue_key)
+        pipe.zrange(self.queue_key, 0, 0, withscores=True)
+        (seconds, micros), size, oldest = pipe.execute()
+        age = seconds + micros / 1e6 - oldest[0][1] if oldest else 0.0
+        return size, age
+
+    def counts(self) -> dict[str, int]:
+        """Pending events, of which queued, and batches under way or waiting for a retry."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hlen(self.pending_key)
+        pipe.zcard(self.queue_key)
+        pipe.zcard(self.batches_key)
+        pending, queued, batches = pipe.execute()
+        return {"pending": pending, "queued": queued, "batches": batches}

@@ -1,0 +1,140 @@
+"""The outbox and the in-flight slots on a real Redis: what waits, what is taken, what a dead worker leaves."""
+
+import time
+
+import pytest
+import redis
+
+from meterworker.batching import flush_due, full_batches_formed
+from meterworker.deadletter import DeadLetters
+from meterworker.dedup import Delivered
+from meterworker.inflight import InFlightSlots
+from meterworker.outbox import LeaseLost, Outbox
+
+DAY = 86400
+
+
+def ev(i):
+    return {"specversion": "1.0", "id": f"id-{i}", "source": "prometheus", "type": "q", "subject": f"s{i}",
+            "time": "2026-11-27T10:00:00Z", "data": {"value": i, "metric": {}}}
+
+
+@pytest.fixture
+def r(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def outbox(r, count=3, period=0.3, lease=0.3):
+    return Outbox(r, "t", Delivered(r, "t"), DeadLetters(r, "t"), count=count, period=period, lease=lease)
+
+
+def ids(batch):
+    return sorted(i.event["id"] for i in batch.items)
+
+
+def test_batches_leave_when_full_or_when_the_oldest_event_waited_the_period(r):
+    box = outbox(r, count=3, period=0.3)
+    assert box.add([ev(1), ev(2)], {"query": "q", "tick": 60}).full_batches == 0
+    assert box.take() is None
+    time.sleep(0.35)
+    assert ids(box.take()) == ["id-1", "id-2"]
+    added = box.add([ev(3), ev(4), ev(5), ev(6)], {"query": "q", "tick": 120})
+    assert added.full_batches == 1
+    batch = box.take()
+    assert ids(batch) == ["id-3", "id-4", "id-5"]
+    assert {(i.query, i.tick) for i in batch.items} == {("q", 120)}
+    assert box.take() is None  # one event, younger than the period
+
+
+def test_a_thousand_query_tasks_of_three_events_make_thirty_full_batches(r):
+    box = outbox(r, count=100, period=60)
+    formed = sum(box.add([ev(3 * q), ev(3 * q + 1), ev(3 * q + 2)], {"query": f"q{q}", "tick": 60}).full_batches
+                 for q in range(1000))
+    assert formed == 30
+    taken = [box.take() for _ in range(31)]
+    assert [len(b.items) for b in taken[:30]] == [100] * 30 and taken[30] is None
+
+
+def test_an_event_pending_or_delivered_is_not_queued_again(r):
+    box = outbox(r, count=2)
+    assert box.add([ev(1), ev(2)], {}).added == 2
+    assert box.add([ev(1), ev(2), ev(3)], {}).skipped == 2  # waiting in the queue
+    batch = box.take()
+    assert box.add([ev(1), ev(2)], {}).skipped == 2  # in a batch under way
+    box.delivered_now(batch, batch.items, DAY)
+    box.finish(batch)
+    assert box.add([ev(1), ev(2)], {}).skipped == 2  # delivered
+    assert box.counts() == {"pending": 1, "queued": 1, "batches": 0}
+
+
+def test_a_batch_whose_worker_died_is_handed_out_again_once(r):
+    box = outbox(r, count=2, lease=0.3)
+    box.add([ev(1), ev(2)], {})
+    dead = box.take()
+    assert list(box.claim_due()) == []  # its lease runs
+    time.sleep(0.35)
+    [(batch_id, gen)] = list(box.claim_due())
+    assert batch_id == dead.id and list(box.claim_due()) == []
+    again = box.resume(batch_id, gen)
+    assert ids(again) == ["id-1", "id-2"] and again.attempt == 1
+    assert box.resume(batch_id, gen) is None  # the same message delivered twice
+    with pytest.raises(LeaseLost):
+        box.renew(dead)
+    box.renew(again)
+
+
+def test_settled_events_leave_the_batch_at_once_and_the_rest_is_resumed(r):
+    box = outbox(r, count=4, lease=0.3)
+    dl = DeadLetters(r, "t")
+    box.add([ev(1), ev(2), ev(3), ev(4)], {"query": "q", "tick": 60})
+    batch = box.take()
+    by_id = {i.event["id"]: i for i in batch.items}
+    box.delivered_now(batch, [by_id["id-1"], by_id["id-2"]], DAY)
+    entry = dl.build([by_id["id-3"].event], reason="rejected with HTTP 400 Bad Request", status=400, body="bad",
+                     attempts=1, first_failure=1.0, query="q", tick=60)
+    box.dead_lettered(batch, [by_id["id-3"]], [entry])
+    # the worker dies here
+    time.sleep(0.35)
+    [(batch_id, gen)] = list(box.claim_due())
+    assert ids(box.resume(batch_id, gen)) == ["id-4"]
+    assert Delivered(r, "t").undelivered([ev(1), ev(2), ev(3)]) == [ev(3)]
+    assert [e["events"] for e in dl.all()] == [[ev(3)]]
+
+
+def test_a_retry_is_due_after_its_delay_and_keeps_its_count_and_first_failure(r):
+    box = outbox(r, count=2, lease=5)
+    box.add([ev(1), ev(2)], {})
+    batch = box.take()
+    box.finish(batch, retry_in=0.3, first_failure=123.5)
+    assert list(box.claim_due()) == []
+    time.sleep(0.35)
+    [(batch_id, gen)] = list(box.claim_due())
+    again = box.resume(batch_id, gen)
+    assert (again.attempt, again.first_failure, ids(again)) == (2, 123.5, ["id-1", "id-2"])
+    box.delivered_now(again, again.items, DAY)
+    box.finish(again)
+    assert box.counts() == {"pending": 0, "queued": 0, "batches": 0}
+
+
+def test_in_flight_slots_are_limited_and_come_back_from_a_dead_holder(r):
+    slots = InFlightSlots(r, "t", limit=2, ttl=0.3)
+    assert slots.try_acquire("a") and slots.try_acquire("b")
+    assert not slots.try_acquire("c")
+    assert slots.try_acquire("a")  # renewing
+    slots.release("a")
+    assert slots.try_acquire("c") and not slots.try_acquire("d")
+    time.sleep(0.35)  # b and c died
+    assert slots.try_acquire("d") and slots.try_acquire("e")
+    assert slots.in_use() == 2
+
+
+def test_batching_rules():
+    assert full_batches_formed(99, 102, 100) == 1
+    assert full_batches_formed(0, 250, 100) == 2
+    assert full_batches_formed(101, 150, 100) == 0
+    assert flush_due(100, 0, 100, 1.0)
+    assert not flush_due(99, 0.5, 100, 1.0)
+    assert flush_due(1, 1.0, 100, 1.0)
+    assert not flush_due(0, 5.0, 100, 1.0)
