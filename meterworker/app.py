@@ -27,6 +27,14 @@ app.conf.broker_url = _broker_url()
 app.conf.result_backend = app.conf.broker_url
 
 
+def use_runtime(rt: "runtime.Runtime") -> None:
+    """Point the app at the Redis of a config loaded by a command (not from $METERWORKER_CONFIG)."""
+    url = runtime.configured_redis_url(rt.config)
+    if url:
+        app.conf.broker_url = app.conf.result_backend = url
+    runtime.install(rt)
+
+
 def _install_scrubber(logger=None, **_):
     try:
         rt = runtime.current()

@@ -78,18 +78,21 @@ def _inline(rt, todo, print_only) -> int:
                 else:
                     failed += not sender.send(got.result.events, {"query": name, "tick": tick})
             bar.update(1)
+    click.echo(f"backfill: {len(todo) - failed}/{len(todo)} ticks done", err=True)
     if sender:
         click.echo(sender.summary(), err=True)
     return failed
 
 
 def _dispatch(rt, todo) -> int:
-    from .app import app
+    from .app import app, use_runtime
     from .beat import send_query_task
 
-    run_id = uuid.uuid4().hex[:10]
-    key = report_key(rt, run_id)
-    rt.redis.expire(key, 7 * 86400)
+    use_runtime(rt)
+    if not app.control.ping(timeout=1.0):
+        click.echo("warning: no worker answers; the ticks wait in the queue until a query worker runs "
+                   "(`meterworker worker -Q query,send`), or use --inline", err=True)
+    key = report_key(rt, uuid.uuid4().hex[:10])
 
     def send(name, args, queue, argsrepr):
         app.send_task(name, args=args, kwargs={"report": key}, queue=queue, argsrepr=argsrepr)
@@ -97,7 +100,7 @@ def _dispatch(rt, todo) -> int:
     for name, tick in todo:
         rt.state.mark_pending(name, tick)
         send_query_task(send, name, tick)
-    click.echo(f"backfill {run_id}: dispatched {len(todo)} ticks to the query workers", err=True)
+    click.echo(f"backfill: dispatched {len(todo)} ticks to the query workers", err=True)
     done = 0
     with _progress(len(todo), "ticks done") as bar:
         while done < len(todo):
@@ -106,6 +109,7 @@ def _dispatch(rt, todo) -> int:
             done = now_done
             time.sleep(0.5)
     rt.redis.delete(key)
+    click.echo(f"backfill: {done}/{len(todo)} ticks done", err=True)
     return 0
 
 

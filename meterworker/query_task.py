@@ -35,6 +35,6 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
     enqueue_events(events, {"query": query_name, "tick": tick})
     rt.state.complete(query_name, tick)
     if report:
-        rt.redis.sadd(report, f"{query_name}:{tick}")
+        rt.redis.pipeline().sadd(report, f"{query_name}:{tick}").expire(report, 7 * 86400).execute()
     log.info("query %s tick %s: %d events queued", query_name, when.isoformat(), len(events))
     return len(events)

@@ -72,9 +72,15 @@ def test_a_query_failing_for_three_ticks_bills_all_its_windows(tmp_path, exporte
             up_at = time.time()
             wait_until(lambda: max(ts(e["time"]) for e in sink.events) >= up_at, 40,
                        "windows after the recovery delivered", run)
+            # A backfill through the workers over ticks already delivered: done, and nothing sent twice.
+            first = min(ts(e["time"]) for e in sink.events) + 3
+            backfill = subprocess.run(meterworker("backfill", "-c", str(cfg), "--from", str(first),
+                                                  "--to", str(first + 6)), capture_output=True, text=True, timeout=60)
         finally:
             run.stop()
     assert status.returncode == 0, status.stderr
+    assert backfill.returncode == 0, backfill.stderr
+    assert "dispatched 4 ticks to the query workers" in backfill.stderr and "4/4" in backfill.stderr
     assert "FAILING" in status.stdout and "cannot reach" in status.stdout
     assert "pending: " in status.stdout and "pending: 0" not in status.stdout
     assert "query sessions tick" in run.output() and "failed (attempt" in run.output()
