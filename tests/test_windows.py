@@ -30,14 +30,14 @@ def backfill_print(cfg, start, end):
     return [json.loads(line) for line in r.stdout.splitlines()], r.stderr
 
 
-def test_windows_sum_to_prometheus_increase_over_the_period(tmp_path, prometheus, exporter, sink):
+def test_windows_sum_to_prometheus_increase_over_the_period(tmp_path, prometheus, exporter, sink, redis_url):
     period, n = 5, 6
     # Enough history for the whole range plus a scrape interval before it.
     time.sleep(max(0.0, exporter.started_at + 8 + period * n + 2 - time.time()))
     end = int(time.time() - 2) // period * period
     start = end - period * n
     cfg = write_config(tmp_path / "c.yaml", prometheus.url, sink.url, [{"name": "requests", "promql": INCREASE}],
-                       schedule=f"@every {period}s", offset="0s")
+                       schedule=f"@every {period}s", offset="0s", redis_url=redis_url)
     events, stderr = backfill_print(cfg, start + period, end)
     assert f"{n} ticks" in stderr
 
@@ -51,6 +51,14 @@ def test_windows_sum_to_prometheus_increase_over_the_period(tmp_path, prometheus
         billed = sum(v for _, v in windows)
         assert billed == pytest.approx(whole[customer], rel=0.02)
         assert billed == pytest.approx(exporter.rates[customer] * period * n, rel=0.03)
+
+    # Sent inline, the same events arrive once; a second backfill of the range sends nothing again.
+    for _ in range(2):
+        r = subprocess.run(meterworker("backfill", "-c", str(cfg), "--from", iso(start + period), "--to", iso(end),
+                                       "--inline"), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    assert sorted(sink.ids()) == sorted(e["id"] for e in events)
+    assert f"0 delivered, {len(events)} already delivered before" in r.stderr
 
 
 def test_a_query_failing_for_three_ticks_bills_all_its_windows(tmp_path, exporter, sink, redis_url):
