@@ -1,5 +1,6 @@
 """A small client for Prometheus' instant query API."""
 
+import ssl
 from datetime import datetime
 from typing import Any
 
@@ -29,10 +30,12 @@ def _headers(cfg) -> dict[str, str]:
     return headers
 
 
-def _verify(cfg) -> bool | str:
+def _verify(cfg) -> bool | ssl.SSLContext:
     if cfg.tls.skip_cert_verify:
         return False
-    return cfg.tls.root_cas_file or True
+    if cfg.tls.root_cas_file:
+        return ssl.create_default_context(cafile=cfg.tls.root_cas_file)
+    return True
 
 
 class PrometheusClient:

@@ -1,0 +1,98 @@
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from meterworker.config import parse_config
+from meterworker.prometheus import PrometheusClient, PrometheusError
+
+AT = datetime(2026, 11, 27, 10, 0, 30, tzinfo=timezone.utc)
+
+
+def prom_cfg(**extra):
+    data = {
+        "input": {"prometheus": {"url": "http://prom.test:9090/", "queries": [{"query": {"name": "q", "promql": "up"}}],
+                                 **extra}},
+        "output": {"http_client": {"url": "http://sink.test/api/v1/events"}},
+    }
+    return parse_config(data, environ={}).config.input.prometheus
+
+
+def client(handler, **extra):
+    return PrometheusClient(prom_cfg(**extra), transport=httpx.MockTransport(handler))
+
+
+def ok(data):
+    return httpx.Response(200, json={"status": "success", "data": data})
+
+
+def test_posts_the_query_at_the_evaluation_time_with_headers_and_auth():
+    seen = {}
+
+    def handler(request):
+        seen["url"] = str(request.url)
+        seen["form"] = parse_qs(request.content.decode())
+        seen["headers"] = request.headers
+        return ok({"resultType": "vector", "result": []})
+
+    data = client(handler, headers={"X-Scope-OrgID": "tenant-1"}, basic_auth={"username": "u", "password": "p"}).query(
+        "sum(up)", AT)
+    assert data == {"resultType": "vector", "result": []}
+    assert seen["url"] == "http://prom.test:9090/api/v1/query"
+    assert seen["form"]["query"] == ["sum(up)"] and float(seen["form"]["time"][0]) == AT.timestamp()
+    assert seen["headers"]["x-scope-orgid"] == "tenant-1"
+    assert seen["headers"]["authorization"] == "Basic dTpw"
+
+
+def test_bearer_token():
+    seen = {}
+
+    def handler(request):
+        seen["auth"] = request.headers["authorization"]
+        return ok({"resultType": "scalar", "result": [0, "1"]})
+
+    client(handler, bearer_token="tok").query("1", AT)
+    assert seen["auth"] == "Bearer tok"
+
+
+def test_prometheus_errors_carry_its_message():
+    def handler(request):
+        return httpx.Response(400, json={"status": "error", "errorType": "bad_data",
+                                         "error": "1:9: parse error: unclosed left parenthesis"})
+
+    with pytest.raises(PrometheusError, match="bad_data.*unclosed left parenthesis") as e:
+        client(handler).query("sum(up", AT)
+    assert e.value.status == 400
+
+
+def test_a_non_prometheus_answer_is_named():
+    with pytest.raises(PrometheusError, match="HTTP 502.*not a Prometheus API response"):
+        client(lambda r: httpx.Response(502, text="<html>bad gateway</html>")).query("up", AT)
+
+
+def test_unreachable_and_timeout():
+    def refuse(request):
+        raise httpx.ConnectError("connection refused")
+
+    def slow(request):
+        raise httpx.ReadTimeout("timed out")
+
+    with pytest.raises(PrometheusError, match="cannot reach http://prom.test:9090"):
+        client(refuse).query("up", AT)
+    with pytest.raises(PrometheusError, match="timed out after 30s"):
+        client(slow).query("up", AT)
+
+
+def test_tls_verification_is_on_unless_turned_off(tmp_path):
+    from meterworker.prometheus import _verify
+
+    assert _verify(prom_cfg()) is True
+    assert _verify(prom_cfg(tls={"skip_cert_verify": True})) is False
+    import ssl
+
+    import certifi
+
+    ctx = _verify(prom_cfg(tls={"root_cas_file": certifi.where()}))
+    assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.cert_store_stats()["x509_ca"] > 0
