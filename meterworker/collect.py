@@ -24,15 +24,11 @@ def collect(config, prometheus, query, schedule: Schedule, tick: datetime) -> Co
     window = window_for(schedule, tick, offset)
     promql = expand_interval(query.promql, window)
     data = prometheus.query(promql, evaluation_time(tick, offset))
+    mapping = config.mapping_for(query)
     mapped = map_result(
-        data,
-        collector=config.meterworker.name,
-        query=query.name,
-        mapping=config.mapping_for(query),
-        start=window.start,
-        end=window.end,
+        data, collector=config.meterworker.name, query=query.name, mapping=mapping, start=window.start, end=window.end
     )
-    report_skipped(query.name, tick, mapped, config.mapping_for(query).subject_label)
+    report_skipped(query.name, tick, mapped, mapping.subject_label)
     return Collected(query.name, tick, window, promql, mapped)
 
 

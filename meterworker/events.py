@@ -46,10 +46,6 @@ def event_id(collector: str, query: str, start: datetime, end: datetime, labels:
     return str(uuid.uuid5(ID_NAMESPACE, key))
 
 
-def parse_value(text: str) -> float:
-    return float(text)
-
-
 def map_result(
     data: dict[str, Any],
     *,
@@ -79,7 +75,7 @@ def map_result(
     event_type = mapping.type or query
     when = rfc3339(start if mapping.event_time == "start" else end)
     for labels, raw in series:
-        value = parse_value(raw)
+        value = float(raw)
         if not math.isfinite(value):
             out.non_finite.append(labels)
             continue
