@@ -9,6 +9,10 @@ broker_url = "redis://127.0.0.1:6379/0"
 # Nothing is acknowledged before its work is done; a worker that dies mid-task has its
 # task redelivered. The visibility timeout must exceed the longest retry delay and the
 # longest task: a message held longer than this is handed to another worker as well.
+# (With the Redis broker, a dead worker's messages come back only after the visibility
+# timeout. The send side does not wait for that: its batches live in the outbox in Redis
+# with leases of 3 x the sink timeout + 5s, and its retries wait there, not in countdown
+# messages; a `meterworker.send` message only says "send a batch", and is harmless twice.)
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1

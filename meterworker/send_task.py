@@ -1,64 +1,187 @@
-"""The send task: posts one batch, retries with backoff, dead-letters what cannot be delivered."""
+"""The send side: query tasks put events in the outbox; `meterworker.send` tasks post them in batches.
+
+A send task takes a new batch from the outbox (when a full batch waits or the oldest event waited
+batching.period), or, given a batch id, sends on a batch that is due again: its retry delay is
+over, or the worker that held it died. Every request's outcome is recorded at once, so a crash
+loses nothing and repeats at most the request under way. See outbox.py for the guarantees.
+"""
 
 import logging
 import time
+from collections import Counter, defaultdict
 
-from . import runtime
+from celery import signals
+
+from . import metrics, runtime
 from .app import app
 from .backoff import retry_delay
-from .collect import chunks
-from .delivery import deliver
+from .batching import sweep_interval
+from .delivery import Response, attempt, describe, rejection_reason
+from .outbox import Added, Batch, Item, LeaseLost
+from .sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
-
-def enqueue_events(events: list[dict], meta: dict) -> None:
-    """Hand a tick's events to the send side, in batches of at most batching.count."""
-    for batch in chunks(events, runtime.current().config.http.batching.count):
-        queue_batch(batch, {**meta, "attempt": 1, "first_failure": None})
+SEND_TASK = "meterworker.send"
 
 
-def queue_batch(events: list[dict], meta: dict, countdown: float | None = None) -> None:
-    send_batch.apply_async(
-        (events, meta),
-        countdown=countdown,
-        argsrepr=f"({len(events)} events, query={meta.get('query')}, tick={meta.get('tick')})",
-    )
-
-
-@app.task(name="meterworker.send", bind=True, acks_late=True, reject_on_worker_lost=True)
-def send_batch(self, events: list[dict], meta: dict) -> int:
-    """POST one batch; what fails for a while is queued again with backoff, then dead-lettered."""
+def enqueue_events(events: list[dict], meta: dict) -> Added:
+    """Hand events to the send side; meta = {"query": name, "tick": epoch seconds}."""
     rt = runtime.current()
-    http = rt.config.http
-    todo = rt.delivered.undelivered(events)
-    if not todo:
-        return 0
-    out = deliver(todo, rt.sender.post, http.drop_on, rt.config.error_patterns)
-    rt.delivered.mark(out.delivered, rt.config.meterworker.dedup_horizon)
-    attempt = meta.get("attempt", 1)
-    first_failure = meta.get("first_failure") or time.time()
-    for rej in out.rejected:
-        entry = rt.dead_letters.add(
-            rej.events, reason=rej.reason, status=rej.status, body=rej.body, attempts=attempt,
-            first_failure=first_failure, query=meta.get("query"), tick=meta.get("tick"),
-        )
-        log.error("batch of %d events dead-lettered as %s: %s: %s",
-                  len(rej.events), entry, rej.reason, rt.scrub(rej.body[:200]))
-    if out.retry:
-        last = out.last
-        what = f"HTTP {last.status}" if last.status else (last.error or "no response")
-        if attempt > http.retries:
-            entry = rt.dead_letters.add(
-                out.retry, reason=f"gave up after {attempt} attempts: {what}", status=last.status,
-                body=last.body, attempts=attempt, first_failure=first_failure,
-                query=meta.get("query"), tick=meta.get("tick"),
-            )
-            log.error("batch of %d events dead-lettered as %s after %d attempts: %s",
-                      len(out.retry), entry, attempt, rt.scrub(what))
-        else:
-            delay = retry_delay(attempt, http.retry_period, http.max_retry_backoff, out.retry_after)
-            log.warning("batch of %d events not delivered (%s), attempt %d, retrying in %.1fs",
-                        len(out.retry), rt.scrub(what), attempt, delay)
-            queue_batch(out.retry, {**meta, "attempt": attempt + 1, "first_failure": first_failure}, delay)
-    return len(out.delivered)
+    added = rt.outbox.add(events, meta)
+    for _ in range(added.full_batches):
+        request_batch()
+    if added.skipped:
+        log.info("%d of %d events of query %s were already delivered or are on their way; not queued again",
+                 added.skipped, len(events), meta.get("query"), extra={"query": meta.get("query"), "tick": meta.get("tick")})
+    return added
+
+
+def request_batch() -> None:
+    send.apply_async(argsrepr="(next batch from the outbox)")
+
+
+def resume_batch(batch_id: str, gen: int) -> None:
+    send.apply_async((batch_id, gen), argsrepr=f"(batch {batch_id})")
+
+
+@app.task(name=SEND_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def send(batch_id: str | None = None, gen: int | None = None) -> int:
+    """Post one batch (a new one, or `batch_id` at generation `gen`); return how many events were delivered."""
+    rt = runtime.current()
+    with rt.in_flight.held() as slot:
+        batch = rt.outbox.take() if batch_id is None else rt.outbox.resume(batch_id, gen)
+        if batch is None:
+            return 0
+        try:
+            delivered = BatchSend(rt, batch, slot).run()
+        except LeaseLost:
+            log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
+                        batch.id, extra={"batch_id": batch.id})
+            return 0
+    if batch_id is None and rt.outbox.flush_due():
+        request_batch()  # a backlog: keep draining it
+    return delivered
+
+
+def _by_query(items: list[Item]) -> dict[tuple, list[Item]]:
+    groups = defaultdict(list)
+    for item in items:
+        groups[(item.query, item.tick)].append(item)
+    return groups
+
+
+def _count(what: str, items: list[Item]) -> None:
+    """The one place the delivery counters are kept (openmeter_events_sent and its siblings)."""
+    for query, n in Counter(i.query for i in items).items():
+        if what == "sent":
+            metrics.events_sent(query, n)
+        elif what == "dead_lettered":
+            metrics.events_dead_lettered(query, n)
+        elif what == "already_delivered":
+            metrics.events_skipped(query, "already_delivered", n)
+        elif what == "retried":
+            metrics.retried("send", query)
+
+
+class BatchSend:
+    """One attempt at a batch: post, split what the sink refuses, record each outcome as it comes."""
+
+    def __init__(self, rt, batch: Batch, slot):
+        self.rt, self.batch, self.slot = rt, batch, slot
+        self.http = rt.config.http
+        self.log_extra = {"batch_id": batch.id}
+        self.item_of = {id(i.event): i for i in batch.items}
+
+    def run(self) -> int:
+        rt, batch, outbox = self.rt, self.batch, self.rt.outbox
+        fresh_ids = {id(e) for e in rt.delivered.undelivered([i.event for i in batch.items])}
+        done = [i for i in batch.items if id(i.event) not in fresh_ids]
+        todo = [i for i in batch.items if id(i.event) in fresh_ids]
+        if done:
+            outbox.already_delivered(batch, done)
+            _count("already_delivered", done)
+            log.info("%d events of batch %s were delivered before; not sent again", len(done), batch.id,
+                     extra=self.log_extra)
+        delivered = 0
+        for step in attempt([i.event for i in todo], self._post, self.http.drop_on, self.rt.config.error_patterns):
+            items = [self.item_of[id(e)] for e in step.events]
+            if step.verdict == "ok":
+                outbox.delivered_now(batch, items, rt.config.meterworker.dedup_horizon)
+                _count("sent", items)
+                delivered += len(items)
+            elif step.verdict == "split":
+                log.info("batch %s: %d events refused with %s; splitting to find the bad ones", batch.id,
+                         len(items), describe(step.response), extra=self.log_extra)
+            elif step.verdict == "drop":
+                self._dead_letter(items, rejection_reason(step.response, rt.config.error_patterns), step.response,
+                                  batch.first_failure or time.time())
+            else:
+                self._retry_or_give_up(items, step.response)
+                return delivered
+        outbox.finish(batch)
+        log.info("batch %s: %d events delivered", batch.id, delivered, extra=self.log_extra)
+        return delivered
+
+    def _post(self, events: list[dict]) -> Response:
+        self.slot.renew()
+        self.rt.outbox.renew(self.batch)
+        queries = {self.item_of[id(e)].query for e in events}
+        metrics.batch_posted(queries.pop() if len(queries) == 1 else None, len(events))
+        resp = self.rt.sender.post(events)
+        metrics.http_response(resp.status)
+        return resp
+
+    def _retry_or_give_up(self, items: list[Item], resp: Response) -> None:
+        batch, http = self.batch, self.http
+        first_failure = batch.first_failure or time.time()
+        what = describe(resp)
+        if batch.attempt > http.retries:
+            self._dead_letter(items, f"gave up after {batch.attempt} attempts: {what}", resp, first_failure)
+            self.rt.outbox.finish(batch)
+            return
+        delay = retry_delay(batch.attempt, http.retry_period, http.max_retry_backoff, resp.retry_after)
+        self.rt.outbox.finish(batch, retry_in=delay, first_failure=first_failure)
+        _count("retried", items)
+        log.warning("batch %s: %d events not delivered (%s), attempt %d of %d; retrying in %.1fs",
+                    batch.id, len(items), self.rt.scrub(what), batch.attempt, http.retries + 1, delay,
+                    extra=self.log_extra)
+
+    def _dead_letter(self, items: list[Item], reason: str, resp: Response, first_failure: float) -> None:
+        dl = self.rt.dead_letters
+        entries = [
+            dl.build([i.event for i in group], reason=reason, status=resp.status, body=resp.body,
+                     attempts=self.batch.attempt, first_failure=first_failure, query=query, tick=tick)
+            for (query, tick), group in _by_query(items).items()
+        ]
+        self.rt.outbox.dead_lettered(self.batch, items, entries)
+        _count("dead_lettered", items)
+        for entry in entries:
+            log.error("%d events of query %s dead-lettered as %s: %s: %s", len(entry["events"]), entry["query"],
+                      entry["id"], entry["reason"], entry["body"][:300],
+                      extra={**self.log_extra, "query": entry["query"], "tick": entry["tick"]})
+
+
+# --- the sweeper runs in every worker that consumes the send queue ---------------------------
+
+_sweeper: Sweeper | None = None
+
+
+def _send_queue() -> str:
+    return (app.conf.task_routes or {}).get(SEND_TASK, {}).get("queue", "send")
+
+
+@signals.worker_ready.connect
+def _start_sweeper(sender=None, **_):
+    global _sweeper
+    if sender is None or _send_queue() not in sender.app.amqp.queues.consume_from:
+        return
+    rt = runtime.current()
+    _sweeper = Sweeper(rt.outbox, request_batch, resume_batch, sweep_interval(rt.config.http.batching.period))
+    _sweeper.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_):
+    if _sweeper is not None:
+        _sweeper.stop()
