@@ -31,3 +31,14 @@ def test_parse_retry_after():
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
+
+
+def test_the_seeds_schedule_gives_up_after_four_attempts_over_52_to_105_seconds():
+    # retry_period 15s, max_retry_backoff 1m, retries 3
+    low = sum(retry_delay(n, 15, 60, rand=lambda: 0.0) for n in (1, 2, 3))
+    high = sum(retry_delay(n, 15, 60, rand=lambda: 1.0) for n in (1, 2, 3))
+    assert (low, high) == (52.5, 105)
+
+
+def test_a_retry_after_below_the_jittered_delay_changes_nothing():
+    assert retry_delay(3, 15, 60, retry_after=5, rand=lambda: 0.5) == 45

@@ -2,7 +2,7 @@ import json
 
 import httpx
 
-from meterworker.delivery import Response, Sender, classify, deliver
+from meterworker.delivery import Response, Sender, attempt, classify, deliver
 
 
 def ev(i, bad=False):
@@ -79,3 +79,29 @@ def test_sender_keeps_the_configured_content_type():
 
     Sender(Cfg({"Content-Type": "application/json"}), transport=httpx.MockTransport(handler)).post([ev(1)])
     assert seen["ct"] == "application/json"
+
+
+def test_a_refusal_not_caused_by_the_events_is_not_split():
+    calls = []
+
+    def post(batch):
+        calls.append(len(batch))
+        return Response(401, '{"detail":"invalid token"}')
+
+    out = deliver([ev(i) for i in range(100)], post, [400], [])
+    assert calls == [100]
+    [rejected] = out.rejected
+    assert len(rejected.events) == 100 and rejected.reason == "rejected with HTTP 401 Unauthorized"
+
+
+def test_a_retryable_failure_while_splitting_keeps_every_unsettled_event_for_the_retry():
+    answers = iter([Response(400, "bad"), Response(204, ""), Response(503, "down")])
+    steps = list(attempt([ev(i) for i in range(4)], lambda b: next(answers), [400], []))
+    assert [(s.verdict, [e["id"] for e in s.events]) for s in steps] == [
+        ("split", ["e0", "e1", "e2", "e3"]), ("ok", ["e0", "e1"]), ("retry", ["e2", "e3"])]
+
+
+def test_a_response_matching_an_error_pattern_names_the_pattern():
+    out = deliver([ev(1)], lambda b: Response(422, "Bad Request: no subject"), [400], ["Bad Request"])
+    assert out.rejected[0].reason == ("rejected: the response (HTTP 422 Unprocessable Entity) matches "
+                                      "error pattern 'Bad Request'")
