@@ -1,12 +1,12 @@
 """Structured log lines for Celery processes: text with key=value context, or one JSON object a line.
 
-While a task runs, every line it causes carries the task id and name, the query and tick, and for a
-send task its batch id. A record may bring its own (`log.info(..., extra={"query": q, "tick": t})`).
+While a task runs, every line it causes carries the task id and name, and the query and tick of a
+query task or the batch id of a send task that resumes a batch. A record may bring its own
+(`log.info(..., extra={"query": q, "tick": t, "batch_id": b})`).
 Secrets of the config are masked in the message and in tracebacks.
 """
 
 import contextvars
-import hashlib
 import json
 import logging
 import os
@@ -29,26 +29,14 @@ def _iso(tick) -> str | None:
     return tick if isinstance(tick, str) else None
 
 
-def batch_id(events, meta: dict) -> str | None:
-    """The batch's own id when the sender gave one, else a digest of its event ids."""
-    if meta.get("batch_id"):
-        return str(meta["batch_id"])
-    ids = [e.get("id", "") for e in events if isinstance(e, dict)]
-    if not ids:
-        return None
-    return hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
-
-
 def task_context(task_name: str, task_id: str | None, args) -> dict:
     """What a task's log lines carry, from its name and arguments."""
     ctx = {"task": task_name, "task_id": task_id}
     args = list(args or ())
     if task_name == QUERY_TASK and len(args) >= 2:
         ctx.update(query=args[0], tick=_iso(args[1]))
-    elif task_name == SEND_TASK and len(args) >= 2 and isinstance(args[1], dict):
-        meta = args[1]
-        ctx.update(query=meta.get("query"), tick=_iso(meta.get("tick")),
-                   batch_id=batch_id(args[0] if isinstance(args[0], list) else [], meta))
+    elif task_name == SEND_TASK and args and isinstance(args[0], str):
+        ctx.update(batch_id=args[0])
     return {k: v for k, v in ctx.items() if v is not None}
 
 

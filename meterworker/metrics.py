@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 QUERY_TASK = "meterworker.query"
-SEND_TASK = "meterworker.send"
 QUEUES = ("query", "send")
 
 EVENTS_PRODUCED = Counter("meterworker_events_produced", "CloudEvents made from query results", ["query"])
@@ -109,17 +108,6 @@ def batch_posted(query: str | None, size: int) -> None:
 
 def http_response(status: int | None) -> None:
     HTTP_RESPONSES.labels(str(status) if status else "error").inc()
-
-
-def counting_responses(post):
-    """`post` (events -> delivery.Response) that also counts each response by status."""
-
-    def counted(events):
-        resp = post(events)
-        http_response(resp.status)
-        return resp
-
-    return counted
 
 
 def retried(task: str, query: str | None) -> None:

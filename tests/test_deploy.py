@@ -133,6 +133,8 @@ def check_flower_options(argv) -> None:
 def check_command(argv: list[str], env: dict[str, str]):
     """Parse argv the way its program would in a container with `env`; fail on an unknown command or option.
     Returns (command, params)."""
+    import meterworker.app  # noqa: F401  (imported before the variables below could change how)
+
     saved = dict(os.environ)  # the per-process options set variables as they parse
     os.environ.update(env)
     try:
