@@ -1,13 +1,43 @@
 """One query for one tick: window, PromQL, evaluation, events. Shared by workers, `once` and backfill."""
 
 import logging
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
+from typing import Any, Iterator
 
-from .events import MappedResult, map_result
+from .events import MappedResult, Skipped, map_series
 from .schedule import Schedule, Window, evaluation_time, expand_interval, window_for
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    query: str
+    tick: datetime
+    window: Window
+    promql: str
+    events: Iterator[dict[str, Any]] = iter(())
+    skipped: Skipped = field(default_factory=Skipped)
+
+
+@contextmanager
+def evaluate(config, prometheus, query, schedule: Schedule, tick: datetime) -> Iterator[Evaluation]:
+    """The tick's events as a stream, valid inside the `with` block (the response is read as they are)."""
+    offset = config.input.prometheus.query_offset
+    window = window_for(schedule, tick, offset)
+    promql = expand_interval(query.promql, window)
+    mapping = config.mapping_for(query)
+    ev = Evaluation(query.name, tick, window, promql)
+    with prometheus.stream(promql, evaluation_time(tick, offset)) as result:
+        ev.events = map_series(
+            result.series, scalar=result.result_type == "scalar", collector=config.meterworker.name,
+            query=query.name, mapping=mapping, start=window.start, end=window.end, skipped=ev.skipped,
+        )
+        yield ev
+    report_skipped(query.name, tick, ev.skipped, mapping.subject_label)
 
 
 @dataclass
@@ -20,31 +50,23 @@ class Collected:
 
 
 def collect(config, prometheus, query, schedule: Schedule, tick: datetime) -> Collected:
-    offset = config.input.prometheus.query_offset
-    window = window_for(schedule, tick, offset)
-    promql = expand_interval(query.promql, window)
-    data = prometheus.query(promql, evaluation_time(tick, offset))
-    mapping = config.mapping_for(query)
-    mapped = map_result(
-        data, collector=config.meterworker.name, query=query.name, mapping=mapping, start=window.start, end=window.end
-    )
-    report_skipped(query.name, tick, mapped, mapping.subject_label)
-    return Collected(query.name, tick, window, promql, mapped)
+    """The tick's events, all in a list: for commands that work on one tick at a time."""
+    with evaluate(config, prometheus, query, schedule, tick) as ev:
+        events = list(ev.events)
+    return Collected(query.name, tick, ev.window, ev.promql, MappedResult(events, ev.skipped))
 
 
-def report_skipped(query: str, tick: datetime, mapped: MappedResult, subject_label: str) -> None:
-    if mapped.non_finite:
-        log.warning(
-            "query %s tick %s: %d series with NaN or Inf values not sent, e.g. %s",
-            query, tick.isoformat(), len(mapped.non_finite), mapped.non_finite[0],
-        )
-    if mapped.missing_subject:
-        log.warning(
-            "query %s tick %s: %d series without the subject label %r not sent, e.g. %s",
-            query, tick.isoformat(), len(mapped.missing_subject), subject_label, mapped.missing_subject[0],
-        )
+def report_skipped(query: str, tick: datetime, skipped: Skipped, subject_label: str) -> None:
+    if skipped.non_finite:
+        log.warning("query %s tick %s: %d series with NaN or Inf values not sent; examples: %s",
+                    query, tick.isoformat(), skipped.non_finite, skipped.examples)
+    if skipped.no_subject:
+        log.warning("query %s tick %s: %d series without the subject label %r not sent; examples: %s",
+                    query, tick.isoformat(), skipped.no_subject, subject_label, skipped.examples)
 
 
-def chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def chunks(items, size: int):
+    """Lists of at most `size` items, from any iterable, without materialising it."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch

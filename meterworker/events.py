@@ -5,7 +5,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 ID_NAMESPACE = uuid.UUID("5b0c7f38-2d7e-4a53-9a55-6a8e8f0a6d21")
 
@@ -22,11 +22,27 @@ class ResultTypeError(ValueError):
     """The query returned a result type that cannot be billed per series."""
 
 
+EXAMPLES = 3
+
+
+@dataclass
+class Skipped:
+    """Series that were not turned into events, counted, with a few examples for the log."""
+
+    non_finite: int = 0
+    no_subject: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, labels: dict[str, str]) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(labels)
+
+
 @dataclass
 class MappedResult:
     events: list[dict[str, Any]] = field(default_factory=list)
-    non_finite: list[dict[str, str]] = field(default_factory=list)
-    missing_subject: list[dict[str, str]] = field(default_factory=list)
+    skipped: Skipped = field(default_factory=Skipped)
 
 
 def rfc3339(t: datetime) -> str:
@@ -46,53 +62,69 @@ def event_id(collector: str, query: str, start: datetime, end: datetime, labels:
     return str(uuid.uuid5(ID_NAMESPACE, key))
 
 
-def map_result(
-    data: dict[str, Any],
+def check_result_type(result_type: str | None) -> None:
+    if result_type in ("vector", "scalar"):
+        return
+    if result_type == "matrix":
+        raise ResultTypeError(
+            "the query returned a range vector (matrix); an instant vector is needed: "
+            "wrap the range selector in a function such as increase(...[$__interval])"
+        )
+    raise ResultTypeError(f"the query returned a {result_type} result; only instant vectors and scalars can be billed")
+
+
+def series_of(data: dict[str, Any]) -> Iterator[tuple[dict[str, str], str]]:
+    """(labels, value text) of each series of an already parsed `data`."""
+    check_result_type(data.get("resultType"))
+    if data["resultType"] == "scalar":
+        yield {}, data["result"][1]
+        return
+    for s in data.get("result") or []:
+        yield s.get("metric") or {}, s["value"][1]
+
+
+def map_series(
+    series: Iterable[tuple[dict[str, str], str]],
     *,
+    scalar: bool,
     collector: str,
     query: str,
     mapping: MappingOptions,
     start: datetime,
     end: datetime,
-) -> MappedResult:
-    """Map the `data` of a Prometheus instant query to one CloudEvent per series."""
-    result_type = data.get("resultType")
-    if result_type == "vector":
-        series = [(s.get("metric") or {}, s["value"][1]) for s in data.get("result") or []]
-    elif result_type == "scalar":
-        series = [({}, data["result"][1])]
-    elif result_type == "matrix":
-        raise ResultTypeError(
-            "the query returned a range vector (matrix); an instant vector is needed: "
-            "wrap the range selector in a function such as increase(...[$__interval])"
-        )
-    else:
-        raise ResultTypeError(
-            f"the query returned a {result_type} result; only instant vectors and scalars can be billed"
-        )
-
-    out = MappedResult()
+    skipped: Skipped,
+) -> Iterator[dict[str, Any]]:
+    """One CloudEvent per series, lazily; what cannot be billed is counted in `skipped`."""
     event_type = mapping.type or query
     when = rfc3339(start if mapping.event_time == "start" else end)
+    keep = None if mapping.labels is None else set(mapping.labels)
     for labels, raw in series:
         value = float(raw)
         if not math.isfinite(value):
-            out.non_finite.append(labels)
+            skipped.add("non_finite", labels)
             continue
-        subject = query if result_type == "scalar" else labels.get(mapping.subject_label)
+        subject = query if scalar else labels.get(mapping.subject_label)
         if not subject:
-            out.missing_subject.append(labels)
+            skipped.add("no_subject", labels)
             continue
-        metric = labels if mapping.labels is None else {k: v for k, v in labels.items() if k in mapping.labels}
-        out.events.append(
-            {
-                "specversion": "1.0",
-                "id": event_id(collector, query, start, end, labels),
-                "type": event_type,
-                "source": mapping.source,
-                "subject": subject,
-                "time": when,
-                "data": {"value": value, "metric": metric},
-            }
-        )
+        yield {
+            "specversion": "1.0",
+            "id": event_id(collector, query, start, end, labels),
+            "type": event_type,
+            "source": mapping.source,
+            "subject": subject,
+            "time": when,
+            "data": {"value": value, "metric": labels if keep is None else {k: v for k, v in labels.items() if k in keep}},
+        }
+
+
+def map_result(
+    data: dict[str, Any], *, collector: str, query: str, mapping: MappingOptions, start: datetime, end: datetime
+) -> MappedResult:
+    """Map the `data` of a Prometheus instant query to one CloudEvent per series."""
+    out = MappedResult()
+    out.events = list(map_series(
+        series_of(data), scalar=data.get("resultType") == "scalar", collector=collector, query=query,
+        mapping=mapping, start=start, end=end, skipped=out.skipped,
+    ))
     return out

@@ -1,10 +1,19 @@
 """A small client for Prometheus' instant query API."""
 
+from __future__ import annotations
+
+import json
+import re
 import ssl
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import httpx
+import ijson
+
+from .events import check_result_type
 
 from .redact import redact_url
 
@@ -53,27 +62,103 @@ class PrometheusClient:
     def close(self) -> None:
         self._client.close()
 
-    def query(self, promql: str, at: datetime) -> dict[str, Any]:
-        """The `data` of POST /api/v1/query evaluated at `at`."""
-        endpoint = f"{self._url}/api/v1/query"
-        form = {"query": promql, "time": f"{at.timestamp():.3f}", "timeout": f"{self._timeout:g}s"}
+    def _form(self, promql: str, at: datetime) -> dict[str, str]:
+        return {"query": promql, "time": f"{at.timestamp():.3f}", "timeout": f"{self._timeout:g}s"}
+
+    def _transport_error(self, e: httpx.HTTPError) -> PrometheusError:
+        if isinstance(e, httpx.TimeoutException):
+            return PrometheusError(f"timed out after {self._timeout:g}s querying {redact_url(self._url)}")
+        return PrometheusError(f"cannot reach {redact_url(self._url)}: {e}")
+
+    def _api_error(self, status: int, text: str) -> PrometheusError:
         try:
-            resp = self._client.post(endpoint, data=form)
-        except httpx.TimeoutException:
-            raise PrometheusError(f"timed out after {self._timeout:g}s querying {redact_url(self._url)}") from None
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return PrometheusError(
+                f"HTTP {status} from {redact_url(self._url)}/api/v1/query, not a Prometheus API response: "
+                f"{text[:200]!r}",
+                status,
+            )
+        return PrometheusError(f"Prometheus {body.get('errorType', 'error')} (HTTP {status}): {body.get('error')}",
+                               status)
+
+    def query(self, promql: str, at: datetime) -> dict[str, Any]:
+        """The `data` of POST /api/v1/query evaluated at `at`, parsed whole."""
+        try:
+            resp = self._client.post(f"{self._url}/api/v1/query", data=self._form(promql, at))
         except httpx.HTTPError as e:
-            raise PrometheusError(f"cannot reach {redact_url(self._url)}: {e}") from None
+            raise self._transport_error(e) from None
         try:
             body = resp.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict):
-            raise PrometheusError(
-                f"HTTP {resp.status_code} from {redact_url(endpoint)}, not a Prometheus API response: "
-                f"{resp.text[:200]!r}",
-                resp.status_code,
-            )
-        if body.get("status") != "success":
-            kind = body.get("errorType", "error")
-            raise PrometheusError(f"Prometheus {kind} (HTTP {resp.status_code}): {body.get('error')}", resp.status_code)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise self._api_error(resp.status_code, resp.text)
         return body["data"]
+
+    @contextmanager
+    def stream(self, promql: str, at: datetime) -> Iterator[StreamedResult]:
+        """The result of POST /api/v1/query at `at`, series by series, without holding the whole response."""
+        try:
+            with self._client.stream("POST", f"{self._url}/api/v1/query", data=self._form(promql, at)) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise self._api_error(resp.status_code, resp.text)
+                yield parse_stream(resp.iter_bytes())
+        except httpx.HTTPError as e:
+            raise self._transport_error(e) from None
+        except ijson.JSONError as e:
+            raise PrometheusError(f"malformed response from {redact_url(self._url)}: {e}") from None
+
+
+@dataclass
+class StreamedResult:
+    result_type: str
+    series: Iterator[tuple[dict[str, str], str]]
+
+
+_RESULT_TYPE = re.compile(rb'"resultType"\s*:\s*"(\w+)"')
+_HEAD_LIMIT = 1 << 16
+
+
+class _Chunks:
+    """A file-like view of an iterator of byte chunks, starting with what was already read."""
+
+    def __init__(self, head: bytes, rest: Iterator[bytes]):
+        self._buf = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            chunk = next(self._rest, None)
+            if chunk is None:
+                break
+            self._buf += chunk
+        if n < 0:
+            n = len(self._buf)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+def parse_stream(chunks: Iterable[bytes]) -> StreamedResult:
+    """Prometheus writes resultType before the result; read up to it, then parse the result lazily."""
+    it = iter(chunks)
+    head = b""
+    match = None
+    while match is None and len(head) < _HEAD_LIMIT:
+        chunk = next(it, None)
+        if chunk is None:
+            break
+        head += chunk
+        match = _RESULT_TYPE.search(head)
+    if match is None:
+        raise PrometheusError(f"no resultType at the start of the response: {head[:200]!r}")
+    result_type = match.group(1).decode()
+    check_result_type(result_type)
+    items = ijson.items(_Chunks(head, it), "data.result.item", use_float=True)
+    if result_type == "scalar":
+        _, value = list(items)
+        return StreamedResult(result_type, iter([({}, value)]))
+    return StreamedResult(result_type, ((s.get("metric") or {}, s["value"][1]) for s in items))

@@ -4,7 +4,7 @@ import logging
 
 from .app import app
 from .backoff import retry_delay
-from .collect import collect
+from .collect import chunks, evaluate
 from .dispatch import from_epoch
 from .events import ResultTypeError
 from .prometheus import PrometheusError
@@ -13,6 +13,10 @@ from .send_task import enqueue_events
 
 log = logging.getLogger(__name__)
 
+# Events are handed over in slices of this size while the response is read, so that a
+# result of a million series is never held whole.
+HANDOVER = 5000
+
 
 @app.task(name="meterworker.query", bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
 def run_query(self, query_name: str, tick: int, report: str | None = None) -> int:
@@ -20,8 +24,13 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
     rt = runtime.current()
     query = rt.config.query(query_name)
     when = from_epoch(tick)
+    meta = {"query": query_name, "tick": tick}
+    count = 0
     try:
-        got = collect(rt.config, rt.prometheus, query, rt.schedule_for(query), when)
+        with evaluate(rt.config, rt.prometheus, query, rt.schedule_for(query), when) as ev:
+            for part in chunks(ev.events, HANDOVER):
+                enqueue_events(part, meta)
+                count += len(part)
     except (PrometheusError, ResultTypeError) as e:
         attempt = self.request.retries + 1
         message = rt.scrub(str(e))
@@ -31,10 +40,8 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
         log.error("query %s tick %s failed (attempt %d), retrying in %.0fs: %s",
                   query_name, when.isoformat(), attempt, delay, message)
         raise self.retry(countdown=delay, exc=None)
-    events = got.result.events
-    enqueue_events(events, {"query": query_name, "tick": tick})
     rt.state.complete(query_name, tick)
     if report:
         rt.redis.pipeline().sadd(report, f"{query_name}:{tick}").expire(report, 7 * 86400).execute()
-    log.info("query %s tick %s: %d events queued", query_name, when.isoformat(), len(events))
-    return len(events)
+    log.info("query %s tick %s: %d events queued", query_name, when.isoformat(), count)
+    return count

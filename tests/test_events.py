@@ -58,14 +58,14 @@ def test_non_finite_values_are_counted_not_sent():
     out = run(vector(({"instance": "a"}, "NaN"), ({"instance": "b"}, "+Inf"), ({"instance": "c"}, "-Inf"),
                      ({"instance": "d"}, "2")))
     assert [e["subject"] for e in out.events] == ["d"]
-    assert len(out.non_finite) == 3
+    assert out.skipped.non_finite == 3 and out.skipped.no_subject == 0
     assert all(math.isfinite(e["data"]["value"]) for e in out.events)
 
 
 def test_series_without_subject_label_is_reported_not_sent_empty():
     out = run(vector(({"job": "x"}, "1"), ({"instance": ""}, "1"), ({"instance": "a"}, "1")))
     assert [e["subject"] for e in out.events] == ["a"]
-    assert out.missing_subject == [{"job": "x"}, {"instance": ""}]
+    assert out.skipped.no_subject == 2 and out.skipped.examples == [{"job": "x"}, {"instance": ""}]
 
 
 def test_mapping_options():

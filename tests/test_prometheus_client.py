@@ -96,3 +96,41 @@ def test_tls_verification_is_on_unless_turned_off(tmp_path):
     ctx = _verify(prom_cfg(tls={"root_cas_file": certifi.where()}))
     assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
     assert ctx.cert_store_stats()["x509_ca"] > 0
+
+
+def stream_of(body: bytes, chunk=7):
+    def handler(request):
+        return httpx.Response(200, content=iter([body[i:i + chunk] for i in range(0, len(body), chunk)]))
+    return handler
+
+
+def test_stream_yields_series_one_by_one():
+    body = (b'{"status":"success","data":{"resultType":"vector","result":['
+            b'{"metric":{"instance":"a"},"value":[1764237630.5,"1.5"]},'
+            b'{"metric":{},"value":[1764237630.5,"NaN"]}]}}')
+    with client(stream_of(body)).stream("x", AT) as got:
+        assert got.result_type == "vector"
+        assert list(got.series) == [({"instance": "a"}, "1.5"), ({}, "NaN")]
+
+
+def test_stream_scalar_and_matrix():
+    scalar = b'{"status":"success","data":{"resultType":"scalar","result":[1764237630,"7"]}}'
+    with client(stream_of(scalar)).stream("1", AT) as got:
+        assert (got.result_type, list(got.series)) == ("scalar", [({}, "7")])
+    matrix = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
+    with pytest.raises(Exception, match="range vector"):
+        with client(stream_of(matrix)).stream("x[1m]", AT):
+            pass
+
+
+def test_stream_errors_are_prometheus_errors():
+    def bad(request):
+        return httpx.Response(422, json={"status": "error", "errorType": "execution", "error": "too many samples"})
+
+    with pytest.raises(PrometheusError, match="execution.*too many samples"):
+        with client(bad).stream("x", AT):
+            pass
+    truncated = b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{"instance":"a"},"val'
+    with pytest.raises(PrometheusError, match="malformed response"):
+        with client(stream_of(truncated)).stream("x", AT) as got:
+            list(got.series)
