@@ -6,9 +6,10 @@ def full_batches_formed(before: int, after: int, count: int) -> int:
     return after // count - before // count
 
 
-def flush_due(size: int, oldest_age: float, count: int, period: float) -> bool:
-    """A batch leaves when `count` events wait, or when the oldest of them has waited `period`."""
-    return size >= count or (size > 0 and oldest_age >= period)
+def overdue(size: int, oldest_age: float, period: float) -> bool:
+    """Whether events wait that should have left: a batch leaves when `count` events wait (a send
+    task is asked for each full batch as it forms), or else when its oldest event has waited `period`."""
+    return size > 0 and oldest_age >= period
 
 
 def lease_seconds(timeout: float) -> float:

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import redis
 
-from .batching import flush_due, full_batches_formed
+from .batching import full_batches_formed, overdue
 from .deadletter import DeadLetters
 from .dedup import Delivered
 
@@ -58,6 +58,7 @@ end
 """
 
 # KEYS: queue, pending, batches, batch, members. ARGV: count, period, lease, batch id.
+# Takes the oldest `count` events when that many wait, or fewer when the oldest waited `period`.
 _TAKE = _NOW + _MEMBERS.replace("KEYS_PENDING", "KEYS[2]") + """
 local size = redis.call('ZCARD', KEYS[1])
 if size == 0 then return false end
@@ -275,9 +276,10 @@ class Outbox:
             if gen:
                 yield batch_id, int(gen)
 
-    def flush_due(self) -> bool:
+    def overdue(self) -> bool:
+        """Whether the oldest waiting event has waited `period` (a flush was missed, or the workers lag)."""
         size, oldest_age = self.queue_status()
-        return flush_due(size, oldest_age, self.count, self.period)
+        return overdue(size, oldest_age, self.period)
 
     def request_flush_once(self) -> bool:
         """True for one caller per `period`: the sweepers of all send workers ask for one flush between them."""

@@ -59,8 +59,8 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
                         batch.id, extra={"batch_id": batch.id})
             return 0
-    if batch_id is None and rt.outbox.flush_due():
-        request_batch()  # a backlog: keep draining it
+    if batch_id is None and rt.outbox.overdue():
+        request_batch()  # the workers lag behind: keep draining
     return delivered
 
 

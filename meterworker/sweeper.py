@@ -28,7 +28,7 @@ class Sweeper:
         for batch_id, gen in self.outbox.claim_due():
             log.info("batch %s is due again; sending it on", batch_id, extra={"batch_id": batch_id})
             self.resume_batch(batch_id, gen)
-        if self.outbox.flush_due() and self.outbox.request_flush_once():
+        if self.outbox.overdue() and self.outbox.request_flush_once():
             self.request_batch()
 
     def _run(self) -> None:

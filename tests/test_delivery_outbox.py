@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from meterworker.batching import flush_due, full_batches_formed
+from meterworker.batching import full_batches_formed, overdue
 from meterworker.deadletter import DeadLetters
 from meterworker.dedup import Delivered
 from meterworker.inflight import InFlightSlots
@@ -134,7 +134,6 @@ def test_batching_rules():
     assert full_batches_formed(99, 102, 100) == 1
     assert full_batches_formed(0, 250, 100) == 2
     assert full_batches_formed(101, 150, 100) == 0
-    assert flush_due(100, 0, 100, 1.0)
-    assert not flush_due(99, 0.5, 100, 1.0)
-    assert flush_due(1, 1.0, 100, 1.0)
-    assert not flush_due(0, 5.0, 100, 1.0)
+    assert overdue(1, 1.0, 1.0) and overdue(500, 3.0, 1.0)
+    assert not overdue(500, 0.5, 1.0)
+    assert not overdue(0, 5.0, 1.0)

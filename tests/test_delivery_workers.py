@@ -122,7 +122,7 @@ def test_a_tick_of_many_queries_goes_out_in_full_batches(send_side, sink):
     assert sorted(sink.ids()) == ids(handed) and not sink.duplicates()
     sizes = [len(r.events) for r in sink.requests]
     assert all(r.status == 204 for r in sink.requests)
-    assert max(sizes) == 100 and len(sizes) <= 32, sizes
+    assert max(sizes) == 100 and len(sizes) <= 40, sizes  # about 30, not 1,000
 
 
 def dumped_requests(proc: Proc) -> int:
@@ -133,13 +133,14 @@ def test_a_send_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(se
     side = send_side(batching={"count": 50, "period": "500ms"}, dump_request_log_level="DEBUG",
                      retry_period="500ms", max_retry_backoff="1s")
     a = side.worker("send-a", concurrency=2)
-    hang_until = time.monotonic() + 5
-    sink.hang_for(5)  # requests are held: the worker is in the middle of its batches when it dies
+    hang_until = time.monotonic() + 10
+    sink.hang_for(10)  # requests are held: the worker is in the middle of its batches when it dies
     handed = tick_of(queries=20, series=10)  # 200 events, 4 batches
     side.enqueue(handed)
     wait_until(lambda: dumped_requests(a) >= 2, 30, "two requests under way", a)
     time.sleep(0.3)
     a.kill()
+    assert time.monotonic() < hang_until - 1, "the requests were not held until the worker died"
     # What the dead worker sent must not count at the sink: its held requests get 503 when the hold ends.
     sink.fail_next(dumped_requests(a))
     wait_until(lambda: time.monotonic() > hang_until + 0.5, 10, "the hold to end")
