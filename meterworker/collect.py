@@ -7,6 +7,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, Iterator
 
+from . import metrics
 from .events import MappedResult, Skipped, map_series
 from .schedule import Schedule, Window, evaluation_time, expand_interval, window_for
 
@@ -57,6 +58,8 @@ def collect(config, prometheus, query, schedule: Schedule, tick: datetime) -> Co
 
 
 def report_skipped(query: str, tick: datetime, skipped: Skipped, subject_label: str) -> None:
+    metrics.events_skipped(query, "non_finite", skipped.non_finite)
+    metrics.events_skipped(query, "missing_subject", skipped.no_subject)
     if skipped.non_finite:
         log.warning("query %s tick %s: %d series with NaN or Inf values not sent; examples: %s",
                     query, tick.isoformat(), skipped.non_finite, skipped.examples)

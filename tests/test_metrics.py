@@ -16,6 +16,8 @@ from tests.support.mwproc import Proc, meterworker, wait_until, write_config
 NAME = "metrics"
 SESSIONS = {"name": "sessions", "promql": "mw_active_sessions"}
 BROKEN = {"name": "broken", "promql": "sum(mw_active_sessions"}
+SKIPPED = [{"name": "nosubject", "promql": "sum(mw_active_sessions)"},
+           {"name": "nan", "promql": "mw_active_sessions * 0 / 0"}]
 
 
 def scrape(port: int) -> dict | None:
@@ -59,7 +61,7 @@ def send_query(redis_url: str, query: str, tick: int) -> None:
 
 @pytest.fixture
 def config(tmp_path, prometheus, sink, redis_url):
-    return write_config(tmp_path / "collector.yaml", prometheus.url, sink.url, [SESSIONS, BROKEN], redis_url=redis_url,
+    return write_config(tmp_path / "collector.yaml", prometheus.url, sink.url, [SESSIONS, BROKEN, *SKIPPED], redis_url=redis_url,
                         name=NAME, schedule="@every 2s", offset="0s", http={"retry_period": "1s"})
 
 
@@ -72,13 +74,18 @@ def test_worker_counts_a_tick_and_prometheus_scrapes_the_counters(tmp_path, prom
         sent_at = time.time()
         send_query(redis_url, "sessions", tick)
         send_query(redis_url, "broken", tick)
+        for q in SKIPPED:
+            send_query(redis_url, q["name"], tick)
         sink.wait_for_events(3, timeout=30)
         got = wait_until(lambda: (s := scrape(port)) and value(s, "openmeter_events_sent_total", query="sessions") == 3
-                         and value(s, "meterworker_query_errors_total", query="broken") and s,
+                         and value(s, "meterworker_query_errors_total", query="broken")
+                         and value(s, "meterworker_events_produced_total", query="nan") == 0 and s,
                          30, "the sent and failed counters", worker)
 
         assert value(got, "meterworker_events_produced_total", query="sessions") == 3
         assert value(got, "meterworker_events_produced_total", query="broken") is None
+        assert value(got, "meterworker_events_skipped_total", query="nosubject", reason="missing_subject") == 1
+        assert value(got, "meterworker_events_skipped_total", query="nan", reason="non_finite") == 3
         requests = sink.requests
         assert value(got, "meterworker_http_responses_total", status="204") == len(requests)
         assert value(got, "meterworker_batch_size_count", query="sessions") == len(requests)
@@ -96,7 +103,8 @@ def test_worker_counts_a_tick_and_prometheus_scrapes_the_counters(tmp_path, prom
 
         sent = scraper.wait_for('openmeter_events_sent_total{query="sessions"} == 3', timeout=30)
         assert sent[0]["metric"]["instance"] == f"127.0.0.1:{port}"
-        assert scraper.values("meterworker_events_produced_total", label="query") == {"sessions": 3.0}
+        assert scraper.values("meterworker_events_produced_total", label="query") == {
+            "sessions": 3.0, "nosubject": 0.0, "nan": 0.0}
         assert scraper.values('meterworker_http_responses_total{status="204"}', label="status") == {
             "204": float(len(requests))}
     finally:
