@@ -83,8 +83,12 @@ if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return false end
 local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 local keys = redis.call('SMEMBERS', KEYS[3])
+local payloads = payloads_of(keys)
+for j = 1, #keys do
+  if not payloads[j] then redis.call('SREM', KEYS[3], keys[j]) end  -- settled elsewhere: not ours to send
+end
 local meta = redis.call('HMGET', KEYS[2], 'attempt', 'first_failure')
-return {gen, meta[1], meta[2], keys, payloads_of(keys)}
+return {gen, meta[1], meta[2], keys, payloads}
 """
 
 # KEYS: batches, batch. ARGV: batch id, lease. The new generation when the batch was due, else nil.
@@ -126,6 +130,10 @@ ADD_CHUNK = 500
 def event_key(event: dict[str, Any]) -> str:
     """An event's identity for deduplication: OpenMeter deduplicates by (source, id)."""
     return json.dumps([event["source"], event["id"]], separators=(",", ":"))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -221,7 +229,7 @@ class Outbox:
             if payload is None:
                 continue
             p = json.loads(payload)
-            items.append(Item(key.decode(), p["event"], p.get("query"), p.get("tick")))
+            items.append(Item(_text(key), p["event"], p.get("query"), p.get("tick")))
         first = float(first_failure) if first_failure else None
         return Batch(batch_id, int(gen), int(attempt), first, items)
 
@@ -271,7 +279,7 @@ class Outbox:
         """(batch id, generation) of each batch whose lease ran out, now leased to whoever sends it on."""
         now = self._now()
         for raw in self.r.zrangebyscore(self.batches_key, "-inf", now, start=0, num=limit):
-            batch_id = raw.decode()
+            batch_id = _text(raw)
             gen = self._claim(keys=[self.batches_key, self._batch_keys(batch_id)[0]], args=[batch_id, self.lease])
             if gen:
                 yield batch_id, int(gen)
