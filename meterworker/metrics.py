@@ -74,7 +74,7 @@ HTTP_RESPONSES = Counter("meterworker_http_responses", "Responses of the meterin
 RETRIES = Counter("meterworker_retries", "Query attempts and batches scheduled for another try", ["task", "query"])
 
 
-# --- recording (safe to call anywhere; never raises) -------------------------------------
+# --- recording: cheap, called by the tasks --------------------------------------------------
 
 
 def events_produced(query: str, n: int) -> None:

@@ -61,16 +61,16 @@ def send_query(redis_url: str, query: str, tick: int) -> None:
 
 @pytest.fixture
 def config(tmp_path, prometheus, sink, redis_url):
-    return write_config(tmp_path / "collector.yaml", prometheus.url, sink.url, [SESSIONS, BROKEN, *SKIPPED], redis_url=redis_url,
-                        name=NAME, schedule="@every 2s", offset="0s", http={"retry_period": "1s"})
+    return write_config(tmp_path / "collector.yaml", prometheus.url, sink.url, [SESSIONS, BROKEN, *SKIPPED],
+                        redis_url=redis_url, name=NAME, schedule="@every 2s", offset="0s", http={"retry_period": "1s"})
 
 
-def test_worker_counts_a_tick_and_prometheus_scrapes_the_counters(tmp_path, prometheus, sink, redis_url, config):
+def test_worker_counts_ticks_retries_and_dead_letters_and_prometheus_scrapes_them(tmp_path, prometheus, sink, redis_url, config):
     port = free_port()
     worker = start(tmp_path, "worker", config, port)
     scraper = PrometheusServer([f"127.0.0.1:{port}"], scrape_interval="1s").start()
     try:
-        tick = tick_with_data(prometheus, at_least_ago=6)
+        tick = tick_with_data(prometheus, at_least_ago=10)
         sent_at = time.time()
         send_query(redis_url, "sessions", tick)
         send_query(redis_url, "broken", tick)
@@ -107,36 +107,28 @@ def test_worker_counts_a_tick_and_prometheus_scrapes_the_counters(tmp_path, prom
             "sessions": 3.0, "nosubject": 0.0, "nan": 0.0}
         assert scraper.values('meterworker_http_responses_total{status="204"}', label="status") == {
             "204": float(len(requests))}
-    finally:
-        scraper.close()
-        assert worker.stop() == 0, worker.output()[-3000:]
 
-
-def test_worker_counts_retries_statuses_and_dead_letters(tmp_path, prometheus, sink, redis_url, config):
-    port = free_port()
-    worker = start(tmp_path, "worker", config, port)
-    try:
+        # A 503, then success: one retry. Then 400 for everything: three events dead-lettered.
         sink.fail_next(1, status=503)
-        first = tick_with_data(prometheus, at_least_ago=2)
-        send_query(redis_url, "sessions", first)
-        sink.wait_for_events(3, timeout=30)
-        got = wait_until(lambda: (s := scrape(port)) and value(s, "openmeter_events_sent_total", query="sessions") == 3
-                         and s, 30, "three events sent after a retry", worker)
+        send_query(redis_url, "sessions", tick + 2)
+        got = wait_until(lambda: (s := scrape(port)) and value(s, "openmeter_events_sent_total", query="sessions") == 6
+                         and s, 30, "three more events sent after a retry", worker)
         assert value(got, "meterworker_retries_total", task="send", query="sessions") == 1
         assert value(got, "meterworker_http_responses_total", status="503") == 1
-        assert value(got, "meterworker_http_responses_total", status="204") == 1
+        assert value(got, "meterworker_http_responses_total", status="204") == len(requests) + 1
 
         sink.fail_next(100, status=400)
-        send_query(redis_url, "sessions", first + 2)
+        send_query(redis_url, "sessions", tick + 4)
         got = wait_until(lambda: (s := scrape(port))
                          and value(s, "meterworker_events_dead_lettered_total", query="sessions") == 3 and s,
                          30, "three events dead-lettered", worker)
         entries = DeadLetters(redis.Redis.from_url(redis_url), NAME).count()
         assert entries >= 1
         assert value(got, "meterworker_dead_letter_entries", collector=NAME) == entries
-        assert value(got, "meterworker_http_responses_total", status="400") == len(sink.requests) - 2
-        assert value(got, "openmeter_events_sent_total", query="sessions") == 3
+        assert value(got, "meterworker_http_responses_total", status="400") == len(sink.requests) - len(requests) - 2
+        assert value(got, "openmeter_events_sent_total", query="sessions") == 6
     finally:
+        scraper.close()
         assert worker.stop() == 0, worker.output()[-3000:]
 
 
