@@ -76,6 +76,8 @@ def _start_sweeper(sender=None, **_):
     global _sweeper
     if sender is None or _send_queue() not in sender.app.amqp.queues.consume_from:
         return
+    if _sweeper is not None:  # the consumer is ready again after a lost broker connection
+        return
     rt = runtime.current()
     _sweeper = Sweeper(rt.outbox, request_batch, resume_batch, sweep_interval(rt.config.http.batching.period))
     _sweeper.start()
