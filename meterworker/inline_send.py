@@ -1,4 +1,7 @@
-"""Delivery in the calling process (backfill --inline): the same dedup, retries and dead letters, no workers."""
+"""Delivery in the calling process (backfill --inline): the same dedup, retries and dead letters, no workers.
+
+Events that live workers hold in the outbox are left to them.
+"""
 
 import logging
 import time
@@ -34,7 +37,7 @@ class InlineSender:
 
     def _send_batch(self, batch, meta) -> bool:
         rt, http = self.rt, self.rt.config.http
-        todo = rt.delivered.undelivered(batch) if self.remember else batch
+        todo = rt.outbox.not_pending(rt.delivered.undelivered(batch)) if self.remember else batch
         self.skipped += len(batch) - len(todo)
         first_failure, attempt = None, 1
         while todo:
@@ -69,5 +72,5 @@ class InlineSender:
                   self.rt.scrub((body or "")[:300]))
 
     def summary(self) -> str:
-        return (f"sent: {self.delivered} delivered, {self.skipped} already delivered before, "
+        return (f"sent: {self.delivered} delivered, {self.skipped} already delivered or on their way, "
                 f"{self.dead} not delivered")

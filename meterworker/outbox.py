@@ -205,6 +205,13 @@ class Outbox:
             formed += full_batches_formed(before, after, self.count)
         return Added(added, len(events) - added, formed)
 
+    def not_pending(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events the outbox does not hold: no live worker is sending them."""
+        if not events:
+            return []
+        held = self.r.hmget(self.pending_key, [event_key(e) for e in events])
+        return [e for e, h in zip(events, held) if h is None]
+
     # --- the send side ------------------------------------------------------------------
 
     def take(self) -> Batch | None:

@@ -137,3 +137,18 @@ def test_batching_rules():
     assert overdue(1, 1.0, 1.0) and overdue(500, 3.0, 1.0)
     assert not overdue(500, 0.5, 1.0)
     assert not overdue(0, 5.0, 1.0)
+
+
+def test_not_pending_leaves_out_what_the_outbox_holds(redis_url):
+    import redis as redis_lib
+
+    from meterworker.deadletter import DeadLetters
+    from meterworker.dedup import Delivered
+    from meterworker.outbox import Outbox
+
+    r = redis_lib.Redis.from_url(redis_url)
+    box = Outbox(r, "np", Delivered(r, "np"), DeadLetters(r, "np"), count=100, period=60, lease=30)
+    held = [{"id": "a", "source": "prometheus"}, {"id": "b", "source": "prometheus"}]
+    free = {"id": "c", "source": "prometheus"}
+    box.add(held, {"query": "q", "tick": 60})
+    assert box.not_pending(held + [free]) == [free]
