@@ -19,6 +19,9 @@ from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # no
 
 REDIS_BASE = os.environ.get("METERWORKER_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("METERWORKER_TEST_REDIS_DB", "13"))
+# Under pytest-xdist each worker process (gw0, gw1, ...) gets a DB of its own: 13, 12, 11, ...
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+TEST_DB = REDIS_DB - int(_WORKER[2:] or 0)
 
 
 def _redis_db_url(base: str, db: int) -> str:
@@ -28,8 +31,8 @@ def _redis_db_url(base: str, db: int) -> str:
 
 @pytest.fixture
 def redis_url() -> str:
-    """URL of a dedicated DB (13) on the real Redis, flushed before and after the test."""
-    url = _redis_db_url(REDIS_BASE, REDIS_DB)
+    """URL of a dedicated DB (13, or one per xdist worker) on the real Redis, flushed before and after the test."""
+    url = _redis_db_url(REDIS_BASE, TEST_DB)
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     try:
         client.ping()

@@ -135,7 +135,9 @@ def test_missing_prometheus_binary_says_how_to_get_it(tmp_path):
 
 
 def test_redis_url_is_an_empty_dedicated_db(redis_url):
-    assert redis_url.endswith("/13") or os.environ.get("METERWORKER_TEST_REDIS_DB")
+    from tests.conftest import TEST_DB
+
+    assert redis_url.endswith(f"/{TEST_DB}")
     client = redis.Redis.from_url(redis_url)
     assert client.dbsize() == 0
     client.set("mw:test", "1")
