@@ -36,6 +36,10 @@ def register(main, config_option, load):
         holder = BeatLock(rt.redis, rt.collector, "", cfg.meterworker.lock_timeout).holder()
         click.echo(f"beat lock: {holder or 'no holder (no beat is dispatching)'}")
         click.echo("queues: " + ", ".join(f"{q} {rt.redis.llen(q)}" for q in QUEUES))
+        box = rt.outbox.counts()
+        click.echo(f"outbox: {box['pending']} events pending ({box['queued']} waiting for a batch), "
+                   f"{box['batches']} batches under way or waiting to retry; "
+                   f"dead-letter entries: {rt.dead_letters.count()}")
         click.echo("queries:")
         for q in cfg.queries:
             st = rt.state.query_status(q.name)

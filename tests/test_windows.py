@@ -91,6 +91,8 @@ def test_a_query_failing_for_three_ticks_bills_all_its_windows(tmp_path, exporte
     assert "dispatched 4 ticks to the query workers" in backfill.stderr and "4/4" in backfill.stderr
     assert "FAILING" in status.stdout and "cannot reach" in status.stdout
     assert "pending: " in status.stdout and "pending: 0" not in status.stdout
+    assert "beat lock: " in status.stdout and "no holder" not in status.stdout
+    assert "outbox: " in status.stdout and "dead-letter entries: 0" in status.stdout
     assert "query sessions tick" in run.output() and "failed (attempt" in run.output()
     assert not sink.duplicates()
     by_subject = defaultdict(list)
