@@ -6,7 +6,9 @@ import socket
 import uuid
 from datetime import datetime, timezone
 
+import redis
 from celery.beat import Scheduler
+from kombu.exceptions import OperationalError
 
 from . import runtime
 from .dispatch import due_ticks, from_epoch, to_epoch
@@ -74,6 +76,7 @@ class TickScheduler(Scheduler):
         self.lock = BeatLock(self.rt.redis, self.rt.collector, holder, ttl)
         self.renew_every = ttl / 3
         self.active = False
+        self.redis_down = False
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self):
@@ -91,6 +94,20 @@ class TickScheduler(Scheduler):
         self.app.send_task(name, args=args, queue=queue, argsrepr=argsrepr)
 
     def tick(self, *args, **kwargs) -> float:
+        # Celery's beat loop exits on any exception from tick(): a Redis restart must not stop every beat.
+        try:
+            wait = self._tick()
+        except (redis.RedisError, OperationalError) as e:
+            if not self.redis_down:
+                log.warning("Redis does not answer (%s); standing by and trying again", e)
+            self.redis_down, self.active = True, False
+            return min(1.0, self.renew_every)
+        if self.redis_down:
+            log.info("Redis answers again")
+            self.redis_down = False
+        return wait
+
+    def _tick(self) -> float:
         if not self.lock.acquire():
             if self.active:
                 log.warning("lost the beat lock to %s; standing by", self.lock.holder())
