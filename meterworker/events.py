@@ -1,5 +1,6 @@
 """Prometheus query results to CloudEvents: pure mapping, deterministic ids."""
 
+import hashlib
 import json
 import math
 import uuid
@@ -53,13 +54,29 @@ def rfc3339(t: datetime) -> str:
     return text + "Z"
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+
+
 def event_id(collector: str, query: str, start: datetime, end: datetime, labels: dict[str, str]) -> str:
-    """The same window of the same series always gets the same id."""
-    key = json.dumps(
-        [collector, query, rfc3339(start), rfc3339(end), sorted(labels.items())],
-        separators=(",", ":"),
-    )
-    return str(uuid.uuid5(ID_NAMESPACE, key))
+    """The same window of the same series always gets the same id: uuid5 of
+    json.dumps([collector, query, start, end, sorted(labels.items())], separators=(",", ":"))."""
+    return _series_id(_id_prefix(collector, query, start, end), labels)
+
+
+def _id_prefix(collector: str, query: str, start: datetime, end: datetime) -> str:
+    """The part of the id's key that all series of a window share (computed once per window)."""
+    return _COMPACT.encode([collector, query, rfc3339(start), rfc3339(end)])[:-1] + ","
+
+
+def _series_id(prefix: str, labels: dict[str, str]) -> str:
+    """uuid.uuid5(ID_NAMESPACE, key) spelled out, without the UUID object: the same text, faster."""
+    key = prefix + _COMPACT.encode(sorted(labels.items())) + "]"
+    h = bytearray(hashlib.sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def check_result_type(result_type: str | None) -> None:
@@ -98,6 +115,7 @@ def map_series(
     event_type = mapping.type or query
     when = rfc3339(start if mapping.event_time == "start" else end)
     keep = None if mapping.labels is None else set(mapping.labels)
+    id_prefix = _id_prefix(collector, query, start, end)
     for labels, raw in series:
         value = float(raw)
         if not math.isfinite(value):
@@ -109,7 +127,7 @@ def map_series(
             continue
         yield {
             "specversion": "1.0",
-            "id": event_id(collector, query, start, end, labels),
+            "id": _series_id(id_prefix, labels),
             "type": event_type,
             "source": mapping.source,
             "subject": subject,
