@@ -19,10 +19,14 @@ class Delivered:
         seen = self.r.mget([self.key(e) for e in events])
         return [e for e, s in zip(events, seen) if s is None]
 
+    @staticmethod
+    def ttl_seconds(ttl: float) -> int:
+        return max(1, int(ttl))
+
     def stage_mark(self, pipe, events: Iterable[dict], ttl: float) -> None:
         """Adds the marks to `pipe`, so that they are written together with whatever else it holds."""
         for e in events:
-            pipe.set(self.key(e), "1", ex=max(1, int(ttl)))
+            pipe.set(self.key(e), "1", ex=self.ttl_seconds(ttl))
 
     def mark(self, events: Iterable[dict], ttl: float) -> None:
         pipe = self.r.pipeline(transaction=False)

@@ -7,6 +7,7 @@ loses nothing and repeats at most the request under way. See outbox.py for the g
 """
 
 import logging
+import time
 
 from celery import signals
 
@@ -26,8 +27,8 @@ def enqueue_events(events: list[dict], meta: dict) -> Added:
     """Hand events to the send side; meta = {"query": name, "tick": epoch seconds}."""
     rt = runtime.current()
     added = rt.outbox.add(events, meta)
-    for _ in range(added.full_batches):
-        request_batch()
+    if added.full_batches:
+        request_batches(added.full_batches)
     if added.skipped:
         log.info("%d of %d events of query %s were already delivered or are on their way; not queued again",
                  added.skipped, len(events), meta.get("query"),
@@ -39,25 +40,46 @@ def request_batch() -> None:
     send.apply_async(argsrepr="(next batch from the outbox)")
 
 
+def request_batches(n: int) -> None:
+    """Ask for a send task per new full batch, but keep no more than max_in_flight of them waiting in
+    the send queue: each one sends on while batches are ready (see DRAIN_SECONDS), so the ones
+    waiting already take the new batches, and more could not run at once anyway."""
+    rt = runtime.current()
+    waiting = rt.redis.llen(_send_queue())
+    for _ in range(min(n, rt.config.http.max_in_flight - waiting)):
+        request_batch()
+
+
 def resume_batch(batch_id: str, gen: int) -> None:
     send.apply_async((batch_id, gen), argsrepr=f"(batch {batch_id})")
 
 
+# A task that took a new batch takes the next one as long as one is ready (a full batch waits, or
+# events waited batching.period), for up to this long: a Celery message per batch costs more than
+# the request itself. The bound keeps a worker that also runs queries free for them.
+DRAIN_SECONDS = 2.0
+
+
 @app.task(name=SEND_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def send(batch_id: str | None = None, gen: int | None = None) -> int:
-    """Post one batch (a new one, or `batch_id` at generation `gen`); return how many events were delivered."""
+    """Post `batch_id` at generation `gen`, or new batches while they are ready; return how many events
+    were delivered."""
     rt = runtime.current()
+    delivered = 0
+    deadline = time.monotonic() + DRAIN_SECONDS
     with rt.in_flight.held() as slot:
-        batch = rt.outbox.take() if batch_id is None else rt.outbox.resume(batch_id, gen)
-        if batch is None:
-            return 0
-        try:
-            delivered = BatchSend(rt, batch, slot).run()
-        except LeaseLost:
-            log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
-                        batch.id, extra={"batch_id": batch.id})
-            return 0
-    if batch_id is None and rt.outbox.overdue():
+        while True:
+            batch = rt.outbox.take() if batch_id is None else rt.outbox.resume(batch_id, gen)
+            if batch is None:
+                return delivered
+            try:
+                delivered += BatchSend(rt, batch, slot).run()
+            except LeaseLost:
+                log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
+                            batch.id, extra={"batch_id": batch.id})
+            if batch_id is not None or time.monotonic() >= deadline:
+                break
+    if batch_id is None and rt.outbox.ready():
         request_batch()  # the workers lag behind: keep draining
     return delivered
 
