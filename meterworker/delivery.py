@@ -1,12 +1,12 @@
 """Posting batches of CloudEvents to the metering service and sorting out what happened."""
 
-import json
 from http import HTTPStatus
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import httpx
+import orjson
 
 from .backoff import parse_retry_after
 from .redact import redact_headers, redact_url
@@ -175,12 +175,15 @@ class Sender:
         self._client.close()
 
     def post(self, events: list[dict[str, Any]]) -> Response:
-        body = json.dumps(events, separators=(",", ":"), allow_nan=False)
+        # orjson: compact JSON as json.dumps writes it (non-ASCII as UTF-8, not \u escapes), ten times
+        # faster. Values are finite: the mapping sends no NaN or Inf (it counts them as skipped).
+        body = orjson.dumps(events)
         dump = self._dump_level is not None and log.isEnabledFor(self._dump_level)
         if dump:
             log.log(
                 self._dump_level, "request %s %s headers=%s body=%s",
-                self.cfg.verb, redact_url(self.cfg.url), redact_headers(self._headers), body[:BODY_LIMIT],
+                self.cfg.verb, redact_url(self.cfg.url), redact_headers(self._headers),
+                body[:BODY_LIMIT].decode(errors="replace"),
             )
         try:
             r = self._client.request(self.cfg.verb, self.cfg.url, content=body, headers=self._headers)
