@@ -246,9 +246,10 @@ class Meterworker:
     """meterworker's real worker processes on a config, and the driver's view of them (Celery app, runtime)."""
 
     def __init__(self, workdir: Path, config: Path, redis_url: str, rss: RssPoller, *, concurrency: int = 2,
-                 loglevel: str = "WARNING"):
+                 loglevel: str = "WARNING", profile: str | None = None):
         self.workdir, self.config, self.redis_url, self.rss = workdir, config, redis_url, rss
-        self.concurrency, self.loglevel = concurrency, loglevel
+        self.concurrency, self.loglevel, self.profile = concurrency, loglevel, profile
+        self.profilers: list[Proc] = []
         os.environ["METERWORKER_CONFIG"] = str(config)
         os.environ["METERWORKER_REDIS_URL"] = redis_url
         from meterworker import runtime
@@ -269,6 +270,8 @@ class Meterworker:
         want = f"{name}@"
         wait_for(lambda: any(want in k for r in (self.app.control.ping(timeout=0.5) or []) for k in r), 60,
                  f"worker {name} to answer a ping")
+        if self.profile:
+            self.profilers.append(profiler(proc.pid, Path(self.profile) / f"{name}.txt", self.workdir))
         return proc
 
     def alive(self) -> None:
@@ -299,10 +302,21 @@ class Meterworker:
             r.delete(key)
 
     def stop(self) -> None:
+        for p in self.profilers:
+            p.p.send_signal(signal.SIGINT)
+            p.p.wait(30)
         for p in self.procs:
             self.rss.forget(p.pid)
             p.stop()
         self.procs.clear()
+
+
+def profiler(pid: int, out: Path, logdir: Path) -> Proc:
+    """py-spy sampling `pid` and its children (collapsed stacks in `out`) until it gets SIGINT."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return Proc(f"py-spy-{pid}", [pyspy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+                                  "--rate", "200", "--output", str(out)], logdir)
 
 
 class TaskStarts:
@@ -322,9 +336,13 @@ class TaskStarts:
         with self.app.connection() as conn:
             recv = self.app.events.Receiver(conn, handlers={"task-started": on_started})
             self._ready.set()
-            for _ in recv.itercapture(limit=None, timeout=0.5, wakeup=False):
-                if self._stop.is_set():
-                    return
+            while not self._stop.is_set():
+                try:
+                    for _ in recv.itercapture(limit=None, timeout=0.5, wakeup=False):
+                        if self._stop.is_set():
+                            return
+                except (TimeoutError, OSError):
+                    pass
 
     def start(self) -> "TaskStarts":
         self._thread.start()

@@ -60,7 +60,7 @@ def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, tim
         rss.watch(prom_proc.pid, "prometheus")
         rss.watch(sink.proc.pid, "sink")
         cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url, [{"name": "q0", "promql": PROMQL}])
-        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency)
+        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile)
         try:
             mw.start()
             for i in range(runs):
@@ -133,8 +133,9 @@ def main(argv=None) -> int:
     p.add_argument("--concurrency", type=int, default=2, help="worker processes (Celery pool size)")
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
     args = p.parse_args(argv)
-    r = measure(args.series, args.runs, args.concurrency, keep=args.keep)
+    r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile)
     print_report(r)
     if args.json:
         with open(args.json, "w") as f:
