@@ -22,6 +22,13 @@ def lease_seconds(timeout: float) -> float:
     return 3 * timeout + 5
 
 
+def still_fresh(lease: float) -> float:
+    """For how long after a lease (of a batch, or of an in-flight slot) was set its renewal before a request
+    can be left out: 1s, or 1/20 of a shorter lease. Leases are lease_seconds(timeout), so one set that
+    recently still outlasts the longest request, and no other worker can have taken it over since."""
+    return min(1.0, lease / 20)
+
+
 def sweep_interval(period: float) -> float:
     """How often a send worker looks for batches due again and for events that waited `period`."""
     return min(0.5, max(0.05, period / 4))

@@ -11,6 +11,8 @@ from typing import Iterator
 
 import redis
 
+from .batching import still_fresh
+
 # KEYS: slots. ARGV: holder, limit, ttl. 1 when the holder has a slot (new or renewed).
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -25,13 +27,17 @@ return 0
 
 
 class Slot:
-    def __init__(self, slots: "InFlightSlots", holder: str):
+    def __init__(self, slots: "InFlightSlots", holder: str, since: float):
         self.slots = slots
         self.holder = holder
+        self.since = since  # time.monotonic() before the slot was last set in Redis
 
     def renew(self) -> None:
-        """Keep the slot for another ttl; wait for one again if it expired and was taken meanwhile."""
-        self.slots.wait_for(self.holder)
+        """Keep the slot for another ttl; wait for one again if it expired and was taken meanwhile.
+        A slot set moments ago (batching.still_fresh) still has nearly its whole ttl: it is not renewed again."""
+        if time.monotonic() - self.since < still_fresh(self.slots.ttl):
+            return
+        self.since = self.slots.wait_for(self.holder)
 
 
 class InFlightSlots:
@@ -44,8 +50,12 @@ class InFlightSlots:
     def try_acquire(self, holder: str) -> bool:
         return bool(self._acquire(keys=[self.key], args=[holder, self.limit, self.ttl]))
 
-    def wait_for(self, holder: str) -> None:
-        while not self.try_acquire(holder):
+    def wait_for(self, holder: str) -> float:
+        """Wait until `holder` has a slot; returns time.monotonic() from just before it was set."""
+        while True:
+            started = time.monotonic()
+            if self.try_acquire(holder):
+                return started
             time.sleep(self.poll * (0.5 + random.random()))
 
     def release(self, holder: str) -> None:
@@ -62,8 +72,8 @@ class InFlightSlots:
     def held(self) -> Iterator[Slot]:
         """Wait for a free slot and hold it for the block."""
         holder = uuid.uuid4().hex
-        self.wait_for(holder)
+        since = self.wait_for(holder)
         try:
-            yield Slot(self, holder)
+            yield Slot(self, holder, since)
         finally:
             self.release(holder)

@@ -16,6 +16,7 @@ dedup marks) or dead-lettered. Times are Redis' clock, shared by every host.
 """
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -23,7 +24,7 @@ from typing import Any, Iterator
 import orjson
 import redis
 
-from .batching import full_batches_formed, overdue
+from .batching import full_batches_formed, overdue, still_fresh
 from .deadletter import DeadLetters
 from .dedup import Delivered
 
@@ -168,6 +169,7 @@ class Batch:
     attempt: int
     first_failure: float | None
     items: list[Item]
+    leased_at: float = 0.0  # time.monotonic() before the lease was last set in Redis
 
 
 @dataclass
@@ -233,17 +235,19 @@ class Outbox:
     def take(self) -> Batch | None:
         """A new batch of the oldest events, when a full batch waits or the oldest waited `period`."""
         batch_id = uuid.uuid4().hex[:12]
+        started = time.monotonic()
         got = self._take(keys=[self.queue_key, self.pending_key, self.batches_key, *self._batch_keys(batch_id)],
                          args=[self.count, self.period, self.lease, batch_id])
-        return self._batch(batch_id, got)
+        return self._batch(batch_id, got, started)
 
     def resume(self, batch_id: str, gen: int) -> Batch | None:
         """The batch, when generation `gen` was the one handed out; None when that hand-out is stale."""
         batch, members = self._batch_keys(batch_id)
+        started = time.monotonic()
         got = self._resume(keys=[self.batches_key, batch, members, self.pending_key], args=[batch_id, gen, self.lease])
-        return self._batch(batch_id, got)
+        return self._batch(batch_id, got, started)
 
-    def _batch(self, batch_id: str, got) -> Batch | None:
+    def _batch(self, batch_id: str, got, leased_at: float) -> Batch | None:
         if not got:
             return None
         gen, attempt, first_failure, keys, payloads = got
@@ -254,13 +258,19 @@ class Outbox:
             p = orjson.loads(payload)
             items.append(Item(_text(key), p["event"], p.get("query"), p.get("tick")))
         first = float(first_failure) if first_failure else None
-        return Batch(batch_id, int(gen), int(attempt), first, items)
+        return Batch(batch_id, int(gen), int(attempt), first, items, leased_at)
 
     def renew(self, batch: Batch) -> None:
-        """Extend the lease before a request; raises LeaseLost when another worker took the batch over."""
+        """Extend the lease before a request; raises LeaseLost when another worker took the batch over.
+        A lease set moments ago (batching.still_fresh) still outlasts any request and is left as it is: no
+        other worker can have taken the batch over since."""
+        if time.monotonic() - batch.leased_at < still_fresh(self.lease):
+            return
         batch_key, _ = self._batch_keys(batch.id)
+        started = time.monotonic()
         if not self._renew(keys=[self.batches_key, batch_key], args=[batch.id, batch.gen, self.lease]):
             raise LeaseLost(batch.id)
+        batch.leased_at = started
 
     def _resolve(self, batch: Batch, items: list[Item], stage) -> None:
         _, members = self._batch_keys(batch.id)
