@@ -280,19 +280,26 @@ class Meterworker:
                 raise RuntimeError(f"{p.name} exited with {p.p.returncode}:\n{p.tail()}")
 
     def dispatch_tick(self, at: int) -> list[tuple[str, str, float]]:
-        """Beat's own dispatch (meterworker.beat.dispatch_due) for the tick `at`, as the active beat does it
-        when the tick comes; returns (task id, query, time sent) of each task."""
+        """Beat's own dispatch (meterworker.beat.dispatch_due_batched) for the tick `at`, as the active beat
+        does it when the tick comes; returns (task id, query, time sent) of each task."""
         from datetime import datetime, timezone
 
-        from meterworker.beat import dispatch_due
+        from meterworker import beat
 
         sent = []
+        app = self.app
+        send_task = app.send_task
 
-        def send(name, args, queue, argsrepr):
-            r = self.app.send_task(name, args=args, queue=queue, argsrepr=argsrepr)
-            sent.append((r.id, args[0], time.time()))
+        def recording_send_task(name, *args, **kwargs):
+            r = send_task(name, *args, **kwargs)
+            sent.append((r.id, kwargs["args"][0], time.time()))
+            return r
 
-        dispatch_due(self.rt, send, datetime.fromtimestamp(at, tz=timezone.utc))
+        app.send_task = recording_send_task
+        try:
+            beat.dispatch_due_batched(app, self.rt, datetime.fromtimestamp(at, tz=timezone.utc))
+        finally:
+            del app.send_task
         return sent
 
     def flush_redis(self) -> None:

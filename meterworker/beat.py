@@ -1,5 +1,6 @@
 """Celery beat scheduler: dispatches one task per query per tick, exactly once, whichever beat is active."""
 
+import contextlib
 import logging
 import os
 import socket
@@ -38,6 +39,24 @@ def dispatch_due(rt, send, now: datetime) -> datetime:
         candidate = schedule.next_after(now)
         next_due = candidate if next_due is None else min(next_due, candidate)
     return next_due
+
+
+# A tick's task messages go out in pipelines of this many Redis commands (kombu's producer batch; a task
+# is its message and its task-sent event): a round trip per ~50 tasks instead of two per task. A beat
+# that dies before a pipeline went out leaves those ticks pending; they are dispatched again after
+# stall_timeout, as after any crash between claiming a tick and sending it.
+PUBLISH_BATCH = 100
+
+
+def dispatch_due_batched(app, rt, now: datetime) -> datetime:
+    """dispatch_due, its messages published in pipelines."""
+    with app.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)  # kombu >= 5.7
+        with batch(max_size=PUBLISH_BATCH) if batch else contextlib.nullcontext():
+            def send(name, args, queue, argsrepr):
+                app.send_task(name, args=args, queue=queue, argsrepr=argsrepr, producer=producer)
+
+            return dispatch_due(rt, send, now)
 
 
 def dispatch_tick(rt, send, query: str, tick: int) -> bool:
@@ -117,7 +136,7 @@ class TickScheduler(Scheduler):
             log.info("holding the beat lock as %s", self.lock.holder_id)
             self.active = True
         now = datetime.now(timezone.utc)
-        next_due = dispatch_due(self.rt, self._send, now)
+        next_due = dispatch_due_batched(self.app, self.rt, now)
         wait = (next_due - datetime.now(timezone.utc)).total_seconds()
         return max(0.01, min(wait, self.renew_every))
 

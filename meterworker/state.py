@@ -14,6 +14,17 @@ end
 return 0
 """
 
+# KEYS: pending, failure, completed. ARGV: tick. One round trip for a query task's last word.
+_COMPLETE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+local cur = redis.call('GET', KEYS[3])
+if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+return 1
+"""
+
 _CLAIM = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
@@ -29,6 +40,7 @@ class State:
         self.prefix = f"meterworker:{collector}"
         self._advance = r.register_script(_ADVANCE)
         self._claim = r.register_script(_CLAIM)
+        self._complete = r.register_script(_COMPLETE)
 
     def key(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -58,11 +70,8 @@ class State:
 
     # run side (query workers)
     def complete(self, query: str, tick: int) -> None:
-        pipe = self.r.pipeline()
-        pipe.zrem(self.key("pending", query), str(tick))
-        pipe.delete(self.key("failure", query))
-        pipe.execute()
-        self._advance(keys=[self.key("completed", query)], args=[tick])
+        self._complete(keys=[self.key("pending", query), self.key("failure", query), self.key("completed", query)],
+                       args=[tick])
 
     def record_failure(self, query: str, tick: int, message: str, attempt: int) -> None:
         now = time.time()
