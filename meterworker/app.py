@@ -5,7 +5,9 @@ import os
 
 from celery import Celery, signals
 
-from . import logs, metrics, runtime  # noqa: F401  (logs and metrics work through Celery signals)
+from . import broker_fix, logs, metrics, runtime  # noqa: F401  (logs and metrics work through Celery signals)
+
+broker_fix.install()
 
 app = Celery("meterworker", include=["meterworker.query_task", "meterworker.send_task"])
 app.config_from_object("celeryconfig")
