@@ -41,16 +41,20 @@ def promql(k: int) -> str:
 def meterworker_run(mw: Meterworker, sink: Sink, starts: TaskStarts, events: int, timeout: float) -> dict:
     mw.flush_redis()
     sink.reset()
-    starts.started.clear()
+    if starts is not None:
+        starts.started.clear()
     t0 = time.time()
     sent = mw.dispatch_tick(dataset.TICK)
     dispatched = time.time()
     sink.wait_for_events(events, timeout, alive=mw.alive)
     wait_for(lambda: mw.rt.outbox.counts()["pending"] == 0, 60, "the outbox to empty")
     stats = sink.stats(by_type=True)
-    wait_for(lambda: all(task_id in starts.started for task_id, _, _ in sent), 10,
-             "task-started events of every query task")
-    tick_lag = [starts.started[task_id] - t0 for task_id, _, _ in sent]
+    if starts is not None:
+        wait_for(lambda: all(task_id in starts.started for task_id, _, _ in sent), 10,
+                 "task-started events of every query task")
+        tick_lag = [starts.started[task_id] - t0 for task_id, _, _ in sent]
+    else:  # task events off: no start times
+        tick_lag = []
     delivery_lag = [t - t0 for t in stats["last_by_type"].values()]
     return {"seconds": stats["last"] - t0, "dispatch_seconds": dispatched - t0, "tasks": len(sent),
             "events": stats["events"], "unique": stats["unique"], "requests": stats["requests"],
@@ -71,10 +75,12 @@ def baseline_run(wd, rss, prom_url: str, sink: Sink, n: int, concurrency: int) -
             "requests": stats["requests"]}
 
 
-def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, profile: str | None = None) -> dict:
+def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, profile: str | None = None,
+            task_events: bool = True) -> dict:
     series = queries * dataset.SERIES_PER_SHARD
     rss = RssPoller().start()
-    results = {"queries": queries, "series": series, "runs": [], "concurrency": concurrency}
+    results = {"queries": queries, "series": series, "runs": [], "concurrency": concurrency,
+               "task_events": task_events}
     with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
             prometheus_on_blocks(wd, series) as (prom_url, prom_proc):
         sink = Sink(wd)
@@ -82,11 +88,12 @@ def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, pr
             rss.watch(proc.pid, label)
         cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url,
                            [{"name": name, "promql": promql(k)} for k, name in enumerate(query_names(queries))])
-        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile)
+        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, task_events=task_events)
         starts = None
         try:
             mw.start()
-            starts = TaskStarts(mw.app).start()
+            if task_events:
+                starts = TaskStarts(mw.app).start()
             for i in range(runs):
                 order = ("baseline", "meterworker") if i % 2 == 0 else ("meterworker", "baseline")
                 run = {}
@@ -120,7 +127,8 @@ def print_report(r: dict, goal_seconds: float = 5.0) -> None:
     med = lambda key: median([x["meterworker"][key] for x in runs])  # noqa: E731
     mw_s, base_s = med("seconds"), median([x["baseline"]["seconds"] for x in runs])
     print(f"\n## fan-out: {r['queries']:,} queries x {dataset.SERIES_PER_SHARD} series per tick, "
-          f"{workers} worker processes, {len(runs)} runs")
+          f"{workers} worker processes, {len(runs)} runs"
+          + ("" if r.get("task_events", True) else ", Celery task events off (no tick lag figures)"))
     print(f"machine: {machine()}\n")
     print("| run | meterworker s | baseline s | ratio | dispatch s | requests | tick lag p50 / p99 s "
           "| delivery lag p50 / p99 s |")
@@ -155,8 +163,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
+    p.add_argument("--no-task-events", action="store_true",
+                   help="run the worker with celeryconfig's task events off (Flower then sees no tasks)")
     args = p.parse_args(argv)
-    r = measure(args.queries, args.runs, args.concurrency, keep=args.keep, profile=args.profile)
+    r = measure(args.queries, args.runs, args.concurrency, keep=args.keep, profile=args.profile,
+                task_events=not args.no_task_events)
     print_report(r)
     if args.json:
         with open(args.json, "w") as f:

@@ -246,9 +246,10 @@ class Meterworker:
     """meterworker's real worker processes on a config, and the driver's view of them (Celery app, runtime)."""
 
     def __init__(self, workdir: Path, config: Path, redis_url: str, rss: RssPoller, *, concurrency: int = 2,
-                 loglevel: str = "WARNING", profile: str | None = None):
+                 loglevel: str = "WARNING", profile: str | None = None, task_events: bool = True):
         self.workdir, self.config, self.redis_url, self.rss = workdir, config, redis_url, rss
         self.concurrency, self.loglevel, self.profile = concurrency, loglevel, profile
+        self.task_events = task_events
         self.profilers: list[Proc] = []
         os.environ["METERWORKER_CONFIG"] = str(config)
         os.environ["METERWORKER_REDIS_URL"] = redis_url
@@ -264,6 +265,14 @@ class Meterworker:
     def start(self, name: str = "worker") -> Proc:
         cmd = [sys.executable, "-m", "meterworker.cli", "worker", "-c", str(self.config), "-Q", "query,send",
                "--concurrency", str(self.concurrency), "-n", f"{name}@%h", "--loglevel", self.loglevel]
+        if not self.task_events:
+            # The worker runs in workdir, where this celeryconfig shadows the project's: the same, less events.
+            (self.workdir / "celeryconfig.py").write_text(
+                "import importlib.util\n"
+                f"spec = importlib.util.spec_from_file_location('_project_celeryconfig', {str(ROOT / 'celeryconfig.py')!r})\n"
+                "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\n"
+                "globals().update({k: v for k, v in vars(m).items() if not k.startswith('_')})\n"
+                "worker_send_task_events = False\ntask_send_sent_event = False\n")
         proc = Proc(name, cmd, self.workdir, env={"PROMETHEUS_MULTIPROC_DIR": ""})
         self.procs.append(proc)
         self.rss.watch(proc.pid, name)
