@@ -1,0 +1,121 @@
+"""The Sender's direct HTTP/1.1 path (meterworker.http11): the outcomes httpx gave, on a real socket."""
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from meterworker import http11
+from meterworker.delivery import Sender
+
+
+class Server:
+    """Answers POSTs with `status`; `close_after` makes it close each connection after answering."""
+
+    def __init__(self, status=204, body=b"", headers=None, delay=0.0, close_after=False):
+        self.requests = []
+        self.connections = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                outer.connections += 1
+
+            def do_POST(self):  # noqa: N802
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append((self.path, dict(self.headers), data))
+                time.sleep(delay)
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                if close_after:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, address: None  # a client that timed out and left
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/v1/events?x=1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def cfg(url, timeout=5.0, headers=None):
+    return SimpleNamespace(url=url, verb="POST", headers=headers or {"Authorization": "Bearer t"}, timeout=timeout,
+                           dump_request_log_level=None)
+
+
+@pytest.fixture
+def server(request):
+    servers = []
+
+    def make(**kw):
+        s = Server(**kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_direct_path_posts_the_batch_and_reuses_the_connection(server):
+    s = server(status=204)
+    sender = Sender(cfg(s.url))
+    assert sender._direct is not None
+    for n in range(3):
+        r = sender.post([{"id": str(n), "data": {"value": 1.5}}])
+        assert (r.status, r.body, r.error) == (204, "", None)
+    assert s.connections == 1
+    path, headers, body = s.requests[0]
+    assert path == "/api/v1/events?x=1"
+    assert headers["Content-Type"] == "application/cloudevents-batch+json"
+    assert headers["Authorization"] == "Bearer t"
+    assert body == b'[{"id":"0","data":{"value":1.5}}]'
+
+
+def test_direct_path_gives_status_body_and_retry_after(server):
+    s = server(status=503, body=b'{"detail":"busy"}', headers={"Retry-After": "7", "Content-Type": "application/json"})
+    r = Sender(cfg(s.url)).post([{"id": "1"}])
+    assert (r.status, r.body, r.retry_after) == (503, '{"detail":"busy"}', 7.0)
+
+
+def test_a_connection_the_server_closed_is_replaced(server):
+    s = server(status=204, close_after=True)
+    sender = Sender(cfg(s.url))
+    assert [sender.post([{"id": str(n)}]).status for n in range(3)] == [204, 204, 204]
+    assert s.connections == 3
+
+
+def test_refused_and_timed_out_are_errors_not_exceptions(server):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = Sender(cfg(f"http://127.0.0.1:{port}/api/v1/events")).post([{"id": "1"}])
+    assert r.status is None and r.error.startswith("ConnectError:")
+    slow = server(status=204, delay=1.0)
+    r = Sender(cfg(slow.url, timeout=0.2)).post([{"id": "1"}])
+    assert (r.status, r.error) == (None, "timed out after 0.2s")
+
+
+def test_proxies_from_the_environment_go_through_httpx(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert not http11.direct("https://openmeter.example.com/api/v1/events")
+    assert http11.direct("https://localhost/api/v1/events")
+    assert http11.direct("http://openmeter.example.com/api/v1/events")
+    assert Sender(cfg("https://openmeter.example.com/api/v1/events"))._direct is None
