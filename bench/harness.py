@@ -176,6 +176,9 @@ class RssPoller:
         self.interval = interval
         self.roots: dict[int, str] = {}
         self.peaks: dict[int, tuple[str, int]] = {}
+        self.cpu: dict[int, tuple[str, float]] = {}  # last seen user + system CPU seconds of each process
+        self._child_no: dict[int, int] = {}
+        self._child_of: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -195,14 +198,20 @@ class RssPoller:
                 procs = [(root, label)] + [(c, f"{label} child") for c in root.children(recursive=True)]
             except psutil.Error:
                 continue
+            for c, _ in procs[1:]:  # children numbered in the order they were first seen
+                self._child_no.setdefault(c.pid, sum(1 for k in self._child_no if self._child_of[k] == pid) + 1)
+                self._child_of.setdefault(c.pid, pid)
             for p, name in procs:
                 try:
                     rss = p.memory_info().rss
+                    t = p.cpu_times()
                 except psutil.Error:
                     continue
                 key = p.pid
+                shown = f"{name} {self._child_no.get(p.pid, p.pid)}" if name.endswith("child") else name
+                self.cpu[key] = (shown, t.user + t.system)
                 if rss > self.peaks.get(key, ("", 0))[1]:
-                    self.peaks[key] = (f"{name} {p.pid}" if name.endswith("child") else name, rss)
+                    self.peaks[key] = (shown, rss)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -217,10 +226,25 @@ class RssPoller:
         self._thread.join(2)
         self._sample()
 
+    def cpu_mark(self) -> dict[int, tuple[str, float]]:
+        self._sample()
+        return dict(self.cpu)
+
+    def cpu_since(self, mark: dict[int, tuple[str, float]]) -> dict[str, float]:
+        """{process label: CPU seconds used since `mark`}, worker pool children summed as "worker children"."""
+        now = self.cpu_mark()
+        out: dict[str, float] = {}
+        for pid, (label, seconds) in now.items():
+            used = seconds - mark.get(pid, (label, 0.0))[1]
+            key = label.rsplit(" ", 1)[0] + "ren" if label.endswith(tuple("0123456789")) and "child" in label \
+                else label
+            out[key] = out.get(key, 0.0) + used
+        return out
+
     def snapshot(self) -> dict[str, float]:
         """{process label: peak RSS in MB}."""
         self._sample()
-        return {name: rss / 2**20 for name, rss in sorted(self.peaks.values())}
+        return {name: rss / 2**20 for name, rss in sorted(self.peaks.values()) if rss}
 
 
 def worker_peak(rss: dict[str, float]) -> float:

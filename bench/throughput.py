@@ -30,22 +30,26 @@ def settle(mw: Meterworker, timeout: float = 60) -> None:
 def meterworker_run(mw: Meterworker, sink: Sink, n: int, timeout: float) -> dict:
     mw.flush_redis()
     sink.reset()
+    mark = mw.rss.cpu_mark()
     t0 = time.time()
     mw.dispatch_tick(dataset.TICK)
     stats = sink.wait_for_events(n, timeout, alive=mw.alive)
     settle(mw)
     stats = sink.stats()
     return {"seconds": stats["last"] - t0, "events": stats["events"], "unique": stats["unique"],
-            "requests": stats["requests"]}
+            "requests": stats["requests"], "cpu": mw.rss.cpu_since(mark)}
 
 
 def baseline_run(wd, rss, prom_url: str, sink: Sink, concurrency: int) -> dict:
     sink.reset()
+    mark = rss.cpu_mark()
     got = run_baseline(wd, rss, "--prometheus", prom_url, "--sink", sink.url, "--at", str(dataset.TICK),
                        "--promql", PROMQL, "--names", "q0", "--query-concurrency", str(concurrency))
     stats = sink.stats()
+    cpu = {k: v for k, v in rss.cpu_since(mark).items() if k in ("prometheus", "redis", "sink")}
+    cpu["baseline"] = got["cpu"]
     return {"seconds": stats["last"] - got["start"], "events": stats["events"], "unique": stats["unique"],
-            "requests": stats["requests"]}
+            "requests": stats["requests"], "cpu": cpu}
 
 
 def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, timeout: float | None = None,
@@ -99,6 +103,24 @@ def summarize(r: dict) -> dict:
     }
 
 
+def print_cpu(runs: list[dict]) -> None:
+    """CPU seconds per process during a run (median over runs; the machine has 2 cores)."""
+    labels = sorted({k for x in runs for who in ("meterworker", "baseline") for k in x[who].get("cpu", {})})
+    if not labels:
+        return
+    print("\nCPU seconds during a run (median; user + system):\n")
+    print("| process | meterworker run | baseline run |\n|---|---|---|")
+    for label in labels:
+        cells = []
+        for who in ("meterworker", "baseline"):
+            xs = [x[who]["cpu"][label] for x in runs if label in x[who].get("cpu", {})]
+            cells.append(f"{median(xs):.2f}" if xs else "")
+        print(f"| {label} | {cells[0]} | {cells[1]} |")
+    for who in ("meterworker", "baseline"):
+        total = median([sum(x[who].get("cpu", {}).values()) for x in runs])
+        print(f"| all, {who} run | " + (f"{total:.2f} | |" if who == "meterworker" else f"| {total:.2f} |"))
+
+
 def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> None:
     s = summarize(r)
     print(f"\n## throughput: one query, {r['series']:,} series, {r['concurrency']} worker processes, "
@@ -114,6 +136,7 @@ def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> No
     print(f"| tick to last event (s) | {s['meterworker_s']:.2f} | {s['baseline_s']:.2f} |")
     print(f"| events per second | {s['meterworker_eps']:,.0f} | {s['baseline_eps']:,.0f} |")
     print(f"| HTTP requests | {s['requests']:.0f} | {s['baseline_requests']:.0f} |")
+    print_cpu(r["runs"])
     print(f"\nratio meterworker/baseline (median of per-run ratios): {s['ratio']:.2f} "
           f"(goal <= {goal_ratio}: {'met' if s['ratio'] <= goal_ratio else 'NOT met'})")
     print(f"duplicates at the sink: {s['duplicates']}")
