@@ -50,6 +50,7 @@ import math
 import os
 import random
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -377,6 +378,8 @@ class Result:
     requests: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     examples: dict = field(default_factory=dict)
+    command: str = ""
+    versions: dict = field(default_factory=dict)
 
 
 class Chaos:
@@ -826,13 +829,34 @@ class Chaos:
 
 # ----------------------------------------------------------------------------------- report ----
 
+def versions(redis_server: str | None) -> dict:
+    import celery as celery_pkg
+    import kombu
+    from tests.support.prometheus import find_prometheus
+    from tests.support.redis_server import redis_server_binary
+
+    def first_line(cmd: list[str]) -> str:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (out.stdout or out.stderr).splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "?"
+
+    redis_v = first_line([redis_server or redis_server_binary(), "--version"]).split(" v=")[-1].split()[0]
+    prom_v = first_line([find_prometheus(), "--version"]).split("version ")[-1].split()[0]
+    return {"python": sys.version.split()[0], "celery": celery_pkg.__version__, "kombu": kombu.__version__,
+            "redis-py": redis.__version__, "redis-server": redis_v, "prometheus": prom_v}
+
+
 def mb(n: int) -> str:
     return f"{n / 2**20:.0f} MB"
 
 
 def report(res: Result) -> str:
     lines = [f"\nchaos run: seed {res.seed}, {res.duration:g}s, schedule {res.schedule!r}, "
-             f"ticks {iso(res.first_tick)} to {iso(res.last_tick)} UTC", "", "faults injected:"]
+             f"ticks {iso(res.first_tick)} to {iso(res.last_tick)} UTC",
+             f"command: {res.command}",
+             "versions: " + ", ".join(f"{k} {v}" for k, v in res.versions.items()), "", "faults injected:"]
     for f in res.faults:
         lines.append(f"  t+{f['at']:6.1f}s  {f['kind']:<16} {f['detail'] if f['injected'] else '(not reached)'}")
     lines += ["", f"  {'query':<10} {'windows':>8} {'expected':>9} {'delivered':>10} {'missing':>8} "
@@ -885,6 +909,11 @@ def main(argv: list[str] | None = None) -> int:
 
     chaos = Chaos(args)
     res = chaos.result
+    res.command = "python bench/chaos.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    if args.seed is None:
+        res.command += f" --seed {chaos.seed}"
+    res.versions = versions(args.redis_server)
     try:
         chaos.start()
         chaos.run()
