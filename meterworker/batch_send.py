@@ -57,10 +57,11 @@ class BatchSend:
             log.info("%d events of batch %s were delivered before; not sent again", len(done), batch.id,
                      extra=self.log_extra)
         delivered = 0
+        finished = False  # the batch is done and gone (its last events were recorded delivered)
         for step in attempt([i.event for i in todo], self._post, self.http.drop_on, self.rt.config.error_patterns):
             items = [self.item_of[id(e)] for e in step.events]
             if step.verdict == "ok":
-                outbox.delivered_now(batch, items, rt.config.meterworker.dedup_horizon)
+                finished = outbox.delivered_now(batch, items, rt.config.meterworker.dedup_horizon)
                 _count("sent", items)
                 delivered += len(items)
             elif step.verdict == "split":
@@ -72,7 +73,8 @@ class BatchSend:
             else:
                 self._retry_or_give_up(items, step.response)
                 return delivered
-        outbox.finish(batch)
+        if not finished:
+            outbox.finish(batch)
         log.info("batch %s: %d events delivered", batch.id, delivered, extra=self.log_extra)
         return delivered
 

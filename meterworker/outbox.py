@@ -34,17 +34,34 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
 # KEYS: pending, queue, then the delivered mark of each event. ARGV: key and payload of each event.
+# Events neither delivered nor pending (nor twice in this call) are added; a few commands per 500
+# events (MGET, HMGET, HSET, ZADD), not three per event: calls from Lua cost more than the work.
 _ADD = _NOW + """
 local before = redis.call('ZCARD', KEYS[2])
-local added = 0
-for i = 1, #KEYS - 2 do
-  local key = ARGV[2 * i - 1]
-  if redis.call('EXISTS', KEYS[2 + i]) == 0 and redis.call('HSETNX', KEYS[1], key, ARGV[2 * i]) == 1 then
-    redis.call('ZADD', KEYS[2], now, key)
-    added = added + 1
+local n = #KEYS - 2
+local fields, members, seen = {}, {}, {}
+for c = 1, n, 500 do
+  local last = math.min(c + 499, n)
+  local marks = redis.call('MGET', unpack(KEYS, c + 2, last + 2))
+  local keys = {}
+  for i = c, last do keys[#keys + 1] = ARGV[2 * i - 1] end
+  local pending = redis.call('HMGET', KEYS[1], unpack(keys))
+  for j = 1, #keys do
+    local key = keys[j]
+    if not marks[j] and not pending[j] and not seen[key] then
+      seen[key] = true
+      fields[#fields + 1] = key
+      fields[#fields + 1] = ARGV[2 * (c + j - 1)]
+      members[#members + 1] = now
+      members[#members + 1] = key
+    end
   end
 end
-return {before, before + added}
+for i = 1, #fields, 1000 do
+  redis.call('HSET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
+  redis.call('ZADD', KEYS[2], unpack(members, i, math.min(i + 999, #members)))
+end
+return {before, before + #fields / 2}
 """
 
 # Returns {keys, payloads} of the batch's events, in chunks small enough for unpack().
@@ -126,18 +143,25 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 return 2
 """
 
-# KEYS: pending, members, then the delivered mark of each event. ARGV: ttl, then the key of each event.
-# One command instead of a transaction of a SET per event: the same atomicity, one reply.
+# KEYS: pending, members, batches, batch, then the delivered mark of each event. ARGV: ttl, batch id,
+# generation, then the key of each event. One command instead of a transaction of a SET per event: the
+# same atomicity, one reply. When that settled the batch's last events and the hand-out is current, the
+# batch is done too (what _FINISH does): 1, else 0.
 _DELIVERED = """
-for i = 3, #KEYS do
+for i = 5, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
 end
-for i = 2, #ARGV, 500 do
+for i = 4, #ARGV, 500 do
   local part = {unpack(ARGV, i, math.min(i + 499, #ARGV))}
   redis.call('HDEL', KEYS[1], unpack(part))
   redis.call('SREM', KEYS[2], unpack(part))
 end
-return #KEYS - 2
+if redis.call('HGET', KEYS[4], 'gen') == ARGV[3] and redis.call('SCARD', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[4], KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  return 1
+end
+return 0
 """
 
 ADD_CHUNK = 500
@@ -282,13 +306,16 @@ class Outbox:
             pipe.srem(members, *keys)
         pipe.execute()
 
-    def delivered_now(self, batch: Batch, items: list[Item], ttl: float) -> None:
-        """The sink accepted these events: mark them delivered and let them go, in one transaction."""
+    def delivered_now(self, batch: Batch, items: list[Item], ttl: float) -> bool:
+        """The sink accepted these events: mark them delivered and let them go, in one transaction.
+        True when that was all that was left of the batch: it is then done, as finish() would do."""
         if not items:
-            return
-        _, members = self._batch_keys(batch.id)
-        self._delivered(keys=[self.pending_key, members, *(self.delivered.key(i.event) for i in items)],
-                        args=[self.delivered.ttl_seconds(ttl), *(i.key for i in items)])
+            return False
+        batch_key, members = self._batch_keys(batch.id)
+        return bool(self._delivered(
+            keys=[self.pending_key, members, self.batches_key, batch_key,
+                  *(self.delivered.key(i.event) for i in items)],
+            args=[self.delivered.ttl_seconds(ttl), batch.id, batch.gen, *(i.key for i in items)]))
 
     def already_delivered(self, batch: Batch, items: list[Item]) -> None:
         self._resolve(batch, items, lambda pipe: None)
