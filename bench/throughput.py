@@ -31,13 +31,32 @@ def meterworker_run(mw: Meterworker, sink: Sink, n: int, timeout: float) -> dict
     mw.flush_redis()
     sink.reset()
     mark = mw.rss.cpu_mark()
+    mw.rt.redis.config_resetstat()
     t0 = time.time()
     mw.dispatch_tick(dataset.TICK)
-    stats = sink.wait_for_events(n, timeout, alive=mw.alive)
+    query_done = []
+    completed = mw.rt.state.key("completed", "q0")
+
+    def alive():
+        mw.alive()
+        if not query_done and mw.rt.redis.get(completed):
+            query_done.append(time.time())
+
+    sink.wait_for_events(n, timeout, alive=alive)
+    alive()
     settle(mw)
     stats = sink.stats()
     return {"seconds": stats["last"] - t0, "events": stats["events"], "unique": stats["unique"],
-            "requests": stats["requests"], "cpu": mw.rss.cpu_since(mark)}
+            "requests": stats["requests"], "cpu": mw.rss.cpu_since(mark), "redis_commands": redis_commands(mw),
+            "query_task_seconds": query_done[0] - t0 if query_done else None}
+
+
+def redis_commands(mw: Meterworker, top: int = 12) -> dict[str, list]:
+    """Redis' own account of the run: {command: [calls, milliseconds]} (scripts' commands counted too)."""
+    stats = mw.rt.redis.info("commandstats")
+    rows = sorted(((k.removeprefix("cmdstat_"), v["calls"], v["usec"] / 1000) for k, v in stats.items()),
+                  key=lambda r: -r[2])
+    return {name: [calls, round(ms, 1)] for name, calls, ms in rows[:top]}
 
 
 def baseline_run(wd, rss, prom_url: str, sink: Sink, concurrency: int) -> dict:
@@ -136,7 +155,17 @@ def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> No
     print(f"| tick to last event (s) | {s['meterworker_s']:.2f} | {s['baseline_s']:.2f} |")
     print(f"| events per second | {s['meterworker_eps']:,.0f} | {s['baseline_eps']:,.0f} |")
     print(f"| HTTP requests | {s['requests']:.0f} | {s['baseline_requests']:.0f} |")
+    done = [x["meterworker"].get("query_task_seconds") for x in r["runs"]]
+    if all(d is not None for d in done):
+        print(f"| tick to the query task's end: events all in the outbox (s) | {median(done):.2f} | |")
     print_cpu(r["runs"])
+    last = r["runs"][-1]["meterworker"].get("redis_commands")
+    if last:
+        print("\nRedis commands during the last meterworker run (calls, ms; commands run by scripts counted "
+              "in their own rows too):\n")
+        print("| command | calls | ms |\n|---|---|---|")
+        for name, (calls, ms) in last.items():
+            print(f"| {name} | {calls} | {ms:.0f} |")
     print(f"\nratio meterworker/baseline (median of per-run ratios): {s['ratio']:.2f} "
           f"(goal <= {goal_ratio}: {'met' if s['ratio'] <= goal_ratio else 'NOT met'})")
     print(f"duplicates at the sink: {s['duplicates']}")
