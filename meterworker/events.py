@@ -4,6 +4,8 @@ import hashlib
 import json
 import math
 import uuid
+
+import orjson
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Protocol
@@ -64,15 +66,26 @@ def event_id(collector: str, query: str, start: datetime, end: datetime, labels:
     return _series_id(_id_prefix(collector, query, start, end), labels)
 
 
-def _id_prefix(collector: str, query: str, start: datetime, end: datetime) -> str:
+def compact_json(value: Any) -> bytes:
+    """json.dumps(value, separators=(",", ":")).encode(), the same bytes: by orjson (six times faster)
+    when its text is ASCII without DEL (where the two agree), else by json, which escapes the rest."""
+    try:
+        out = orjson.dumps(value)
+        if out.isascii() and b"\x7f" not in out:
+            return out
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate, which json escapes
+        pass
+    return _COMPACT.encode(value).encode()
+
+
+def _id_prefix(collector: str, query: str, start: datetime, end: datetime) -> bytes:
     """The part of the id's key that all series of a window share (computed once per window)."""
-    return _COMPACT.encode([collector, query, rfc3339(start), rfc3339(end)])[:-1] + ","
+    return _NAMESPACE_BYTES + _COMPACT.encode([collector, query, rfc3339(start), rfc3339(end)])[:-1].encode() + b","
 
 
-def _series_id(prefix: str, labels: dict[str, str]) -> str:
+def _series_id(prefix: bytes, labels: dict[str, str]) -> str:
     """uuid.uuid5(ID_NAMESPACE, key) spelled out, without the UUID object: the same text, faster."""
-    key = prefix + _COMPACT.encode(sorted(labels.items())) + "]"
-    h = bytearray(hashlib.sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
+    h = bytearray(hashlib.sha1(prefix + compact_json(sorted(labels.items())) + b"]").digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50  # version 5
     h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = h.hex()

@@ -15,7 +15,6 @@ Events leave the outbox only in the same transaction that records them delivered
 dedup marks) or dead-lettered. Times are Redis' clock, shared by every host.
 """
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import redis
 
 from .batching import full_batches_formed, overdue, still_fresh
 from .deadletter import DeadLetters
+from .events import compact_json
 from .dedup import Delivered
 
 _NOW = """
@@ -169,7 +169,7 @@ ADD_CHUNK = 500
 
 def event_key(event: dict[str, Any]) -> str:
     """An event's identity for deduplication: OpenMeter deduplicates by (source, id)."""
-    return json.dumps([event["source"], event["id"]], separators=(",", ":"))
+    return compact_json([event["source"], event["id"]]).decode()
 
 
 def _text(value: bytes | str) -> str:

@@ -1,6 +1,9 @@
 """The query task: evaluates one query at one tick and hands its events to the send side."""
 
+import contextvars
 import logging
+import os
+from concurrent import futures
 
 from .app import app
 from .backoff import retry_delay
@@ -14,8 +17,19 @@ from .send_task import enqueue_events
 log = logging.getLogger(__name__)
 
 # Events are handed over in slices of this size while the response is read, so that a
-# result of a million series is never held whole.
+# result of a million series is never held whole. A slice goes to the outbox from a thread of
+# its own while the next one is read and mapped: the task waits on Redis no longer than that.
 HANDOVER = 5000
+
+_handover_pool: tuple[int, futures.ThreadPoolExecutor] | None = None
+
+
+def _handover() -> futures.ThreadPoolExecutor:
+    """This process' handover thread (a new one after a fork)."""
+    global _handover_pool
+    if _handover_pool is None or _handover_pool[0] != os.getpid():
+        _handover_pool = (os.getpid(), futures.ThreadPoolExecutor(1, thread_name_prefix="meterworker-handover"))
+    return _handover_pool[1]
 
 
 @app.task(name="meterworker.query", bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
@@ -26,11 +40,21 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
     when = from_epoch(tick)
     meta = {"query": query_name, "tick": tick}
     count = 0
+    handing = None  # the slice being handed over in the background, while the next one is read
     try:
         with evaluate(rt.config, rt.prometheus, query, rt.schedule_for(query), when) as ev:
             for part in chunks(ev.events, HANDOVER):
-                enqueue_events(part, meta)
+                if handing is not None:
+                    handing.result()
+                    handing = None
+                if len(part) < HANDOVER:  # the last slice: nothing left to read meanwhile
+                    enqueue_events(part, meta)
+                else:
+                    handing = _handover().submit(contextvars.copy_context().run, enqueue_events, part, meta)
                 count += len(part)
+            if handing is not None:
+                handing.result()
+                handing = None
     except (PrometheusError, ResultTypeError) as e:
         attempt = self.request.retries + 1
         message = rt.scrub(str(e))
@@ -40,6 +64,9 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
         log.error("query %s tick %s failed (attempt %d), retrying in %.0fs: %s",
                   query_name, when.isoformat(), attempt, delay, message)
         raise self.retry(countdown=delay, exc=None)
+    finally:
+        if handing is not None:  # the task failed while a slice was being handed over: let that finish
+            futures.wait([handing])
     rt.state.complete(query_name, tick)
     if report:
         rt.redis.pipeline().sadd(report, f"{query_name}:{tick}").expire(report, 7 * 86400).execute()
