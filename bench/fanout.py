@@ -18,7 +18,7 @@ import sys
 import time
 
 from . import dataset
-from .harness import (Meterworker, RssPoller, Sink, TaskStarts, log, machine, median, prometheus_on_blocks,
+from .harness import (Meterworker, pool_text, RssPoller, Sink, TaskStarts, log, machine, median, prometheus_on_blocks,
                       redis_server, run_baseline, wait_for, worker_peak, workdir, write_config)
 
 
@@ -76,11 +76,11 @@ def baseline_run(wd, rss, prom_url: str, sink: Sink, n: int, concurrency: int) -
 
 
 def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, profile: str | None = None,
-            task_events: bool = True) -> dict:
+            task_events: bool = True, pool: str = "prefork") -> dict:
     series = queries * dataset.SERIES_PER_SHARD
     rss = RssPoller().start()
     results = {"queries": queries, "series": series, "runs": [], "concurrency": concurrency,
-               "task_events": task_events}
+               "task_events": task_events, "pool": pool}
     with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
             prometheus_on_blocks(wd, series) as (prom_url, prom_proc):
         sink = Sink(wd)
@@ -88,7 +88,8 @@ def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, pr
             rss.watch(proc.pid, label)
         cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url,
                            [{"name": name, "promql": promql(k)} for k, name in enumerate(query_names(queries))])
-        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, task_events=task_events)
+        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, task_events=task_events,
+                         pool=pool)
         starts = None
         try:
             mw.start()
@@ -127,7 +128,7 @@ def print_report(r: dict, goal_seconds: float = 5.0) -> None:
     med = lambda key: median([x["meterworker"][key] for x in runs])  # noqa: E731
     mw_s, base_s = med("seconds"), median([x["baseline"]["seconds"] for x in runs])
     print(f"\n## fan-out: {r['queries']:,} queries x {dataset.SERIES_PER_SHARD} series per tick, "
-          f"{workers} worker processes, {len(runs)} runs"
+          f"{workers} worker processes ({pool_text(r)}), {len(runs)} runs"
           + ("" if r.get("task_events", True) else ", Celery task events off (no tick lag figures)"))
     print(f"machine: {machine()}\n")
     print("| run | meterworker s | baseline s | ratio | dispatch s | requests | tick lag p50 / p99 s "
@@ -159,7 +160,10 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes (Celery pool size)")
+    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork",
+                   help="prefork: one Celery worker with a pool of --concurrency processes; solo: --concurrency "
+                        "Celery workers running tasks in their own process (-P solo)")
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
                    help="run the worker with celeryconfig's task events off (Flower then sees no tasks)")
     args = p.parse_args(argv)
     r = measure(args.queries, args.runs, args.concurrency, keep=args.keep, profile=args.profile,
-                task_events=not args.no_task_events)
+                task_events=not args.no_task_events, pool=args.pool)
     print_report(r)
     if args.json:
         with open(args.json, "w") as f:

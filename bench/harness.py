@@ -247,6 +247,13 @@ class RssPoller:
         return {name: rss / 2**20 for name, rss in sorted(self.peaks.values()) if rss}
 
 
+def pool_text(r: dict) -> str:
+    n = r["concurrency"]
+    if r.get("pool") == "solo":
+        return f"{n} Celery workers with -P solo"
+    return f"one Celery worker, prefork pool of {n}, plus its main process"
+
+
 def worker_peak(rss: dict[str, float]) -> float:
     return max((v for k, v in rss.items() if k.startswith("worker")), default=0.0)
 
@@ -270,10 +277,14 @@ class Meterworker:
     """meterworker's real worker processes on a config, and the driver's view of them (Celery app, runtime)."""
 
     def __init__(self, workdir: Path, config: Path, redis_url: str, rss: RssPoller, *, concurrency: int = 2,
-                 loglevel: str = "WARNING", profile: str | None = None, task_events: bool = True):
+                 loglevel: str = "WARNING", profile: str | None = None, task_events: bool = True,
+                 pool: str = "prefork"):
+        """`concurrency` worker processes: one Celery worker with a prefork pool of that many (its main
+        process, which takes the messages, is one more), or (pool "solo") that many Celery workers that
+        run their tasks in their own process."""
         self.workdir, self.config, self.redis_url, self.rss = workdir, config, redis_url, rss
         self.concurrency, self.loglevel, self.profile = concurrency, loglevel, profile
-        self.task_events = task_events
+        self.task_events, self.pool = task_events, pool
         self.profilers: list[Proc] = []
         os.environ["METERWORKER_CONFIG"] = str(config)
         os.environ["METERWORKER_REDIS_URL"] = redis_url
@@ -286,9 +297,16 @@ class Meterworker:
         self.app = app
         self.procs: list[Proc] = []
 
-    def start(self, name: str = "worker") -> Proc:
+    def start(self) -> None:
+        if self.pool == "solo":
+            for i in range(1, self.concurrency + 1):
+                self._start_one(f"worker{i}", ["--pool", "solo"])
+        else:
+            self._start_one("worker", ["--concurrency", str(self.concurrency)])
+
+    def _start_one(self, name: str, pool_args: list[str]) -> Proc:
         cmd = [sys.executable, "-m", "meterworker.cli", "worker", "-c", str(self.config), "-Q", "query,send",
-               "--concurrency", str(self.concurrency), "-n", f"{name}@%h", "--loglevel", self.loglevel]
+               *pool_args, "-n", f"{name}@%h", "--loglevel", self.loglevel]
         if not self.task_events:
             # The worker runs in workdir, where this celeryconfig shadows the project's: the same, less events.
             (self.workdir / "celeryconfig.py").write_text(

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .harness import ROOT, machine
+from .harness import ROOT, machine, pool_text
 from .throughput import summarize
 
 
@@ -28,7 +28,7 @@ def print_report(results: list[dict], goal_rss: float = 600) -> None:
     smallest = rows[0]
     sizes = ", ".join(f"{r['series']:,}" for r in rows)
     print(f"\n## scale: one query, {sizes} series, "
-          f"{results[0]['concurrency']} worker processes")
+          f"{results[0]['concurrency']} worker processes ({pool_text(results[0])})")
     print(f"machine: {machine()}\n")
     print("| series | runs | meterworker s | baseline s | ratio | mw events/s | baseline events/s "
           "| mw s per 100k series | highest worker peak RSS MB | baseline peak RSS MB |")
@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated series counts")
     p.add_argument("--runs", type=int, default=3, help="runs per size (the 1M size: --runs-largest)")
     p.add_argument("--runs-largest", type=int, default=None, help="runs of the largest size (default --runs)")
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes (Celery pool size)")
+    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork", help="as for bench throughput")
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     args = p.parse_args(argv)
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
             runs = args.runs_largest if (n == sizes[-1] and args.runs_largest) else args.runs
             out = Path(tmp) / f"{n}.json"
             cmd = [sys.executable, "-m", "bench.throughput", "--series", str(n), "--runs", str(runs),
-                   "--concurrency", str(args.concurrency), "--json", str(out), *(["--keep"] if args.keep else [])]
+                   "--concurrency", str(args.concurrency), "--pool", args.pool, "--json", str(out), *(["--keep"] if args.keep else [])]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
             results.append(json.loads(out.read_text()))
     print_report(results)

@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import dataset
-from .harness import (Meterworker, RssPoller, Sink, log, machine, median, prometheus_on_blocks, redis_server,
+from .harness import (Meterworker, pool_text, RssPoller, Sink, log, machine, median, prometheus_on_blocks, redis_server,
                       run_baseline, wait_for, worker_peak, workdir, write_config)
 
 PROMQL = "bench_usage"
@@ -72,10 +72,10 @@ def baseline_run(wd, rss, prom_url: str, sink: Sink, concurrency: int) -> dict:
 
 
 def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, timeout: float | None = None,
-            profile: str | None = None) -> dict:
+            profile: str | None = None, pool: str = "prefork") -> dict:
     timeout = timeout or max(60.0, series / 1000)
     rss = RssPoller().start()
-    results = {"series": series, "runs": [], "concurrency": concurrency}
+    results = {"series": series, "runs": [], "concurrency": concurrency, "pool": pool}
     with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
             prometheus_on_blocks(wd, series) as (prom_url, prom_proc):
         sink = Sink(wd)
@@ -83,7 +83,7 @@ def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, tim
         rss.watch(prom_proc.pid, "prometheus")
         rss.watch(sink.proc.pid, "sink")
         cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url, [{"name": "q0", "promql": PROMQL}])
-        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile)
+        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, pool=pool)
         try:
             mw.start()
             for i in range(runs):
@@ -142,8 +142,8 @@ def print_cpu(runs: list[dict]) -> None:
 
 def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> None:
     s = summarize(r)
-    print(f"\n## throughput: one query, {r['series']:,} series, {r['concurrency']} worker processes, "
-          f"{len(r['runs'])} runs")
+    print(f"\n## throughput: one query, {r['series']:,} series, {r['concurrency']} worker processes "
+          f"({pool_text(r)}), {len(r['runs'])} runs")
     print(f"machine: {machine()}\n")
     print("| run | meterworker s | baseline s | ratio | mw requests | mw events (unique) |")
     print("|---|---|---|---|---|---|")
@@ -182,12 +182,15 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--series", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes (Celery pool size)")
+    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork",
+                   help="prefork: one Celery worker with a pool of --concurrency processes; solo: --concurrency "
+                        "Celery workers running tasks in their own process (-P solo)")
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
     args = p.parse_args(argv)
-    r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile)
+    r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile, pool=args.pool)
     print_report(r)
     if args.json:
         with open(args.json, "w") as f:
