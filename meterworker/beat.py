@@ -21,26 +21,43 @@ QUERY_TASK = "meterworker.query"
 
 
 def dispatch_due(rt, send, now: datetime) -> datetime:
-    """Dispatch every due tick of every query; return when the next tick is due."""
+    """Dispatch every due tick of every query; return when the next tick is due.
+
+    What dispatch_tick does for one tick, for all queries at once: read the cursors, redispatch
+    stalled ticks, claim every due tick, send the claimed ones, advance the cursors, each step one
+    round trip to Redis for all queries. A beat that dies between two steps leaves what a beat dying
+    in dispatch_tick leaves: claimed ticks not sent are pending and go again after stall_timeout,
+    ticks sent with the cursor not advanced are due again and their claim refuses them.
+    """
     cfg = rt.config.meterworker
+    queries = rt.config.queries
+    names = [q.name for q in queries]
     next_due = None
-    for query in rt.config.queries:
+    plan: list[tuple[str, int]] = []
+    for query, cursor, stalled in zip(queries, rt.state.cursors(names), rt.state.stalled_many(names, cfg.stall_timeout)):
         schedule = rt.schedule_for(query)
-        cursor = rt.state.cursor(query.name)
         due = due_ticks(schedule, from_epoch(cursor) if cursor is not None else None, now, cfg.catchup_horizon)
         if due.skipped:
             log.warning("query %s: %d ticks from %s on are older than the catch-up horizon and were not dispatched; "
                         "use `meterworker backfill` for them", query.name, due.skipped, due.oldest_skipped.isoformat())
         if len(due.ticks) > 1:
             log.warning("query %s: catching up %d ticks from %s", query.name, len(due.ticks), due.ticks[0].isoformat())
-        redispatch_stalled(rt, send, query.name)
-        for tick in due.ticks:
-            dispatch_tick(rt, send, query.name, to_epoch(tick))
+        redispatch(rt, send, query.name, stalled)
+        plan += [(query.name, to_epoch(tick)) for tick in due.ticks]
         candidate = schedule.next_after(now)
         next_due = candidate if next_due is None else min(next_due, candidate)
+    claimed = rt.state.claim_many(plan, cfg.catchup_horizon + 86400)
+    for (query, tick), ok in zip(plan, claimed):
+        if ok:
+            send_query_task(send, query, tick)
+            log.info("dispatched query %s tick %s", query, from_epoch(tick).isoformat())
+    rt.state.advance_cursors(plan)
     return next_due
 
 
+# Results are ignored (celeryconfig), but send_task by name does not know it: without ignore_result=True
+# it subscribes to each task's result channel in Redis, and unsubscribes when the AsyncResult goes.
+#
 # A tick's task messages go out in pipelines of this many Redis commands (kombu's producer batch; a task
 # is its message and its task-sent event): a round trip per ~50 tasks instead of two per task. A beat
 # that dies before a pipeline went out leaves those ticks pending; they are dispatched again after
@@ -54,7 +71,7 @@ def dispatch_due_batched(app, rt, now: datetime) -> datetime:
         batch = getattr(producer, "batch", None)  # kombu >= 5.7
         with batch(max_size=PUBLISH_BATCH) if batch else contextlib.nullcontext():
             def send(name, args, queue, argsrepr):
-                app.send_task(name, args=args, queue=queue, argsrepr=argsrepr, producer=producer)
+                app.send_task(name, args=args, queue=queue, argsrepr=argsrepr, producer=producer, ignore_result=True)
 
             return dispatch_due(rt, send, now)
 
@@ -76,7 +93,10 @@ def send_query_task(send, query: str, tick: int) -> None:
 
 def redispatch_stalled(rt, send, query: str) -> list[int]:
     """Pending ticks nobody has worked on for stall_timeout (a dispatcher died before sending them)."""
-    ticks = rt.state.stalled(query, rt.config.meterworker.stall_timeout)
+    return redispatch(rt, send, query, rt.state.stalled(query, rt.config.meterworker.stall_timeout))
+
+
+def redispatch(rt, send, query: str, ticks: list[int]) -> list[int]:
     for tick in ticks:
         rt.state.mark_pending(query, tick)
         send_query_task(send, query, tick)
@@ -110,7 +130,7 @@ class TickScheduler(Scheduler):
         return f"    . meterworker ticks for {len(self.rt.config.queries)} queries, lock {self.lock.key}"
 
     def _send(self, name, args, queue, argsrepr):
-        self.app.send_task(name, args=args, queue=queue, argsrepr=argsrepr)
+        self.app.send_task(name, args=args, queue=queue, argsrepr=argsrepr, ignore_result=True)
 
     def tick(self, *args, **kwargs) -> float:
         # Celery's beat loop exits on any exception from tick(): a Redis restart must not stop every beat.

@@ -95,7 +95,7 @@ def _dispatch(rt, todo) -> int:
     key = report_key(rt, uuid.uuid4().hex[:10])
 
     def send(name, args, queue, argsrepr):
-        app.send_task(name, args=args, kwargs={"report": key}, queue=queue, argsrepr=argsrepr)
+        app.send_task(name, args=args, kwargs={"report": key}, queue=queue, argsrepr=argsrepr, ignore_result=True)
 
     for name, tick in todo:
         rt.state.mark_pending(name, tick)

@@ -60,6 +60,32 @@ class State:
             args=[max(1, int(ttl)), tick, time.time()],
         ))
 
+    # the same, for every query of a tick at once: a round trip each instead of one per query
+    def cursors(self, queries: list[str]) -> list[int | None]:
+        if not queries:
+            return []
+        return [int(v) if v is not None else None for v in self.r.mget([self.key("cursor", q) for q in queries])]
+
+    def stalled_many(self, queries: list[str], idle: float) -> list[list[int]]:
+        pipe = self.r.pipeline(transaction=False)
+        for q in queries:
+            pipe.zrangebyscore(self.key("pending", q), "-inf", time.time() - idle)
+        return [sorted(int(m) for m in members) for members in pipe.execute()]
+
+    def claim_many(self, ticks: list[tuple[str, int]], ttl: float) -> list[bool]:
+        """claim() of each (query, tick); each claim is atomic on its own, as claim() is."""
+        pipe = self.r.pipeline(transaction=False)
+        for query, tick in ticks:
+            self._claim(keys=[self.key("claim", query, tick), self.key("pending", query)],
+                        args=[max(1, int(ttl)), tick, time.time()], client=pipe)
+        return [bool(x) for x in pipe.execute()]
+
+    def advance_cursors(self, ticks: list[tuple[str, int]]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for query, tick in ticks:
+            self._advance(keys=[self.key("cursor", query)], args=[tick], client=pipe)
+        pipe.execute()
+
     def mark_pending(self, query: str, tick: int) -> None:
         self.r.zadd(self.key("pending", query), {str(tick): time.time()})
 
