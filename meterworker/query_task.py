@@ -36,7 +36,7 @@ def _handover() -> futures.ThreadPoolExecutor:
 def run_query(self, query_name: str, tick: int, report: str | None = None) -> int:
     """Evaluate one query at one tick and queue its events for sending. Retries until it succeeds."""
     rt = runtime.current()
-    query = rt.config.query(query_name)
+    query = rt.query(query_name)
     when = from_epoch(tick)
     meta = {"query": query_name, "tick": tick}
     count = 0

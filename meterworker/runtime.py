@@ -83,6 +83,14 @@ class Runtime:
             text = text.replace(s, "****")
         return text
 
+    @cached_property
+    def _queries(self) -> dict:
+        return {q.name: q for q in self.config.queries}
+
+    def query(self, name: str):
+        """The query named `name` (KeyError when the config has none): a lookup, not a search."""
+        return self._queries[name]
+
     def schedule_for(self, query) -> Schedule:
         return parse_schedule(self.config.schedule_for(query), self.config.input.prometheus.timezone)
 
