@@ -6,11 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-
-pytest.importorskip("psutil", reason="the bench extra (pip install -e '.[bench]') is not installed")
 
 
 def bench(tmp_path, script, *args, timeout=120):
