@@ -73,7 +73,7 @@ if str(ROOT) not in sys.path:
 
 from meterworker.schedule import evaluation_time, expand_interval, parse_schedule, window_for  # noqa: E402
 from meterworker.durations import parse_duration  # noqa: E402
-from tests.support import CounterExporter, OpenMeterSink, PrometheusServer, free_port  # noqa: E402
+from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # noqa: E402
 from tests.support.mwproc import Proc, celery, meterworker  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.sink import _Refuse  # noqa: E402

@@ -13,11 +13,10 @@ baseline (bench/baseline.py) runs the same 1,000 queries, two at a time, and pos
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from . import dataset
+from . import dataset, harness
 from .harness import (Meterworker, pool_text, RssPoller, Sink, TaskStarts, log, machine, median, prometheus_on_blocks,
                       redis_server, run_baseline, wait_for, worker_peak, workdir, write_config)
 
@@ -165,22 +164,14 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork",
-                   help="prefork: one Celery worker with a pool of --concurrency processes; solo: --concurrency "
-                        "Celery workers running tasks in their own process (-P solo)")
-    p.add_argument("--json", help="also write the raw results to this file")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
+    harness.worker_options(p)
     p.add_argument("--no-task-events", action="store_true",
                    help="run the worker with celeryconfig's task events off (Flower then sees no tasks)")
     args = p.parse_args(argv)
     r = measure(args.queries, args.runs, args.concurrency, keep=args.keep, profile=args.profile,
                 task_events=not args.no_task_events, pool=args.pool)
     print_report(r)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=1)
+    harness.write_json(args.json, r)
     return 0
 
 

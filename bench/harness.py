@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -456,3 +456,23 @@ def machine() -> str:
     mem = psutil.virtual_memory().total / 2**30
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}, "
             f"Python {platform.python_version()}, load avg {os.getloadavg()[0]:.2f}")
+
+
+POOL_HELP = ("prefork: one Celery worker with a pool of --concurrency processes; solo: --concurrency "
+             "Celery workers running tasks in their own process (-P solo)")
+
+
+def worker_options(p, profile: bool = True) -> None:
+    """The options every bench script takes: worker processes, pool, raw output, logs, profiles."""
+    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork", help=POOL_HELP)
+    p.add_argument("--json", help="also write the raw results to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    if profile:
+        p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
+
+
+def write_json(path: str | None, results) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import harness
 from .harness import ROOT, machine, pool_text
 from .throughput import summarize
 
@@ -60,10 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated series counts")
     p.add_argument("--runs", type=int, default=3, help="runs per size (the 1M size: --runs-largest)")
     p.add_argument("--runs-largest", type=int, default=None, help="runs of the largest size (default --runs)")
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork", help="as for bench throughput")
-    p.add_argument("--json", help="also write the raw results to this file")
-    p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
+    harness.worker_options(p, profile=False)
     args = p.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     results = []
@@ -77,9 +75,7 @@ def main(argv=None) -> int:
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
             results.append(json.loads(out.read_text()))
     print_report(results)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    harness.write_json(args.json, results)
     return 0
 
 

@@ -11,11 +11,10 @@ the baseline (bench/baseline.py) runs in the same run, order alternating. Prints
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from . import dataset
+from . import dataset, harness
 from .harness import (Meterworker, pool_text, RssPoller, Sink, log, machine, median, prometheus_on_blocks, redis_server,
                       run_baseline, wait_for, worker_peak, workdir, write_config)
 
@@ -182,19 +181,11 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--series", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    p.add_argument("--pool", choices=("prefork", "solo"), default="prefork",
-                   help="prefork: one Celery worker with a pool of --concurrency processes; solo: --concurrency "
-                        "Celery workers running tasks in their own process (-P solo)")
-    p.add_argument("--json", help="also write the raw results to this file")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    p.add_argument("--profile", metavar="DIR", help="sample the workers with py-spy; collapsed stacks in DIR")
+    harness.worker_options(p)
     args = p.parse_args(argv)
     r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile, pool=args.pool)
     print_report(r)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=1)
+    harness.write_json(args.json, r)
     return 0
 
 
