@@ -13,7 +13,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterator, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -672,16 +672,19 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-def _pipeline_problems(data: dict) -> list[tuple[Path, str]]:
-    processors = _get(data, "pipeline", "processors")
+def _processors(data: dict, path: Path) -> Iterator[tuple[Path, str, dict]]:
+    """(path, kind, processor) of each processor in the list at `path`; anything else is pydantic's to report."""
+    processors = _get(data, *path)
     if not isinstance(processors, list):
-        return []
-    problems = []
+        return
     for i, processor in enumerate(processors):
-        if not isinstance(processor, dict):
-            continue
-        path = ("pipeline", "processors", i)
-        kind = _processor_kind(processor)
+        if isinstance(processor, dict):
+            yield path + (i,), _processor_kind(processor), processor
+
+
+def _pipeline_problems(data: dict) -> list[tuple[Path, str]]:
+    problems = []
+    for path, kind, processor in _processors(data, ("pipeline", "processors")):
         if kind in ("mapping", "bloblang"):
             code = processor[kind]
             if not isinstance(code, str) or _squash(code) != _squash(SEED_BLOBLANG):
@@ -695,15 +698,8 @@ def _pipeline_problems(data: dict) -> list[tuple[Path, str]]:
 
 
 def _batching_problems(data: dict, http_client: Path) -> list[tuple[Path, str]]:
-    processors = _get(data, *http_client, "batching", "processors")
-    if not isinstance(processors, list):
-        return []
     problems = []
-    for i, processor in enumerate(processors):
-        if not isinstance(processor, dict):
-            continue
-        path = http_client + ("batching", "processors", i)
-        kind = _processor_kind(processor)
+    for path, kind, processor in _processors(data, http_client + ("batching", "processors")):
         if kind == "metric":
             if not _is_seed_counter(processor[kind]):
                 problems.append((path + (kind,), "only the seed's counter is supported "
