@@ -62,7 +62,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import redis
 import yaml
@@ -180,19 +180,27 @@ class ChaosSink(OpenMeterSink):
 
 # -------------------------------------------------------------------------------- processes ----
 
-def _group_rss(pgid: int) -> int:
-    """Resident memory of every process in a process group, in bytes (Linux /proc)."""
-    total = 0
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields after the command name) of /proc/PID/stat for every process (Linux)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 stat = f.read()
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) != pgid:  # field 5 of /proc/PID/stat: process group
-                continue
-            with open(f"/proc/{entry}/status") as f:
+        except OSError:
+            continue
+        yield int(entry), stat[stat.rindex(")") + 2:].split()
+
+
+def _group_rss(pgid: int) -> int:
+    """Resident memory of every process in a process group, in bytes."""
+    total = 0
+    for pid, fields in _proc_stats():
+        if int(fields[2]) != pgid:  # field 5 of /proc/PID/stat: process group
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1]) * 1024
@@ -202,18 +210,7 @@ def _group_rss(pgid: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(entry))
-        except (OSError, ValueError):
-            continue
-    return out
+    return [child for child, fields in _proc_stats() if int(fields[1]) == pid]
 
 
 @dataclass
