@@ -28,7 +28,7 @@ task_ignore_result = True
 task_serializer = "json"
 accept_content = ["json"]
 
-beat_scheduler = "meterworker.beat:TickScheduler"
+beat_scheduler = "meterworker.schedule.beat:TickScheduler"
 
 # Flower and `celery events` see every task.
 worker_send_task_events = True

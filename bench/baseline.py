@@ -3,7 +3,7 @@ the same batches (100 events a request, 64 in flight) to the same sink, with not
 no Redis, no Celery, no dedup, no retries. What meterworker costs is measured against this.
 
 It reads each Prometheus response whole and parses it with orjson (the fastest parser at hand, at
-the price of holding the whole result), maps with meterworker.events (the mapping meterworker
+the price of holding the whole result), maps with meterworker.query.mapping (the mapping meterworker
 uses), encodes each batch with orjson (as meterworker does) and posts over 64 keep-alive
 connections with a minimal HTTP/1.1 client on asyncio. Queries run `--query-concurrency` at a time (as many as meterworker's worker processes).
 
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from meterworker.events import Skipped, map_series, series_of
+from meterworker.query.mapping import Skipped, map_series, series_of
 
 WINDOW = 60  # the benchmarks' schedule is @every 1m
 

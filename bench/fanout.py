@@ -2,7 +2,7 @@
 
 Starts Redis, Prometheus on promtool-made blocks (10 series per `shard` label value), the fast sink and
 one meterworker worker with `--concurrency` processes (default 2) consuming both queues. Each run
-dispatches the tick with beat's own code (meterworker.beat.dispatch_due, all queries) at t0 and
+dispatches the tick with beat's own code (meterworker.schedule.beat.dispatch_due, all queries) at t0 and
 waits for every event at the sink. Tick lag of a query is when a worker started its task (Celery's
 task-started event) less t0; delivery lag is when its last event reached the sink less t0. The
 baseline (bench/baseline.py) runs the same 1,000 queries, two at a time, and posts the same batches.

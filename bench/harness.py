@@ -290,7 +290,7 @@ class Meterworker:
         os.environ["METERWORKER_REDIS_URL"] = redis_url
         from meterworker import runtime
         from meterworker.app import app, use_runtime
-        from meterworker.config import load_config
+        from meterworker.config.models import load_config
 
         self.rt = runtime.Runtime(load_config(str(config)).config)
         use_runtime(self.rt)
@@ -305,7 +305,7 @@ class Meterworker:
             self._start_one("worker", ["--concurrency", str(self.concurrency)])
 
     def _start_one(self, name: str, pool_args: list[str]) -> Proc:
-        cmd = [sys.executable, "-m", "meterworker.cli", "worker", "-c", str(self.config), "-Q", "query,send",
+        cmd = [sys.executable, "-m", "meterworker.cli.main", "worker", "-c", str(self.config), "-Q", "query,send",
                *pool_args, "-n", f"{name}@%h", "--loglevel", self.loglevel]
         if not self.task_events:
             # The worker runs in workdir, where this celeryconfig shadows the project's: the same, less events.
@@ -331,11 +331,11 @@ class Meterworker:
                 raise RuntimeError(f"{p.name} exited with {p.p.returncode}:\n{p.tail()}")
 
     def dispatch_tick(self, at: int) -> list[tuple[str, str, float]]:
-        """Beat's own dispatch (meterworker.beat.dispatch_due_batched) for the tick `at`, as the active beat
+        """Beat's own dispatch (meterworker.schedule.beat.dispatch_due_batched) for the tick `at`, as the active beat
         does it when the tick comes; returns (task id, query, time sent) of each task."""
         from datetime import datetime, timezone
 
-        from meterworker import beat
+        from meterworker.schedule import beat
 
         sent = []
         app = self.app

@@ -2,7 +2,7 @@
 
 Starts Redis, Prometheus on promtool-made blocks of N series, the fast sink and one meterworker
 worker with `--concurrency` processes (default 2) consuming both queues. Each run dispatches the
-tick as the active beat does (meterworker.beat.dispatch_due) and waits for every event at the sink;
+tick as the active beat does (meterworker.schedule.beat.dispatch_due) and waits for every event at the sink;
 the baseline (bench/baseline.py) runs in the same run, order alternating. Prints both side by side.
 
     bin/bench throughput [--series 100000] [--runs 5] [--concurrency 2]

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `celery -A meterworker` looks up `meterworker.app`; pure modules stay importable without Celery.
     if name == "app":
-        from .app import app
+        from meterworker.app import app
 
         return app
     raise AttributeError(name)

@@ -5,11 +5,14 @@ import os
 
 from celery import Celery, signals
 
-from . import broker_fix, logs, metrics, runtime  # noqa: F401  (logs and metrics work through Celery signals)
+from meterworker import broker_fix  # noqa: F401  (logs and metrics work through Celery signals)
+from meterworker.ops import logs
+from meterworker.ops import metrics
+from meterworker import runtime
 
 broker_fix.install()
 
-app = Celery("meterworker", include=["meterworker.query_task", "meterworker.send_task"])
+app = Celery("meterworker", include=["meterworker.query.task", "meterworker.delivery.task"])
 app.config_from_object("celeryconfig")
 
 

@@ -6,17 +6,17 @@ from functools import cached_property
 
 import redis
 
-from .batching import lease_seconds
-from .config import Config, load_config
-from .deadletter import DeadLetters
-from .dedup import Delivered
-from .delivery import Sender
-from .inflight import InFlightSlots
-from .outbox import Outbox
-from .prometheus import PrometheusClient
-from .redact import secret_values
-from .schedule import Schedule, parse_schedule
-from .state import State
+from meterworker.delivery.batching import lease_seconds
+from meterworker.config.models import Config, load_config
+from meterworker.delivery.deadletter import DeadLetters
+from meterworker.delivery.dedup import Delivered
+from meterworker.delivery.sender import Sender
+from meterworker.delivery.inflight import InFlightSlots
+from meterworker.delivery.outbox import Outbox
+from meterworker.query.prometheus import PrometheusClient
+from meterworker.redact import secret_values
+from meterworker.schedule.cron import Schedule, parse_schedule
+from meterworker.schedule.state import State
 
 CONFIG_ENV = "METERWORKER_CONFIG"
 REDIS_ENV = "METERWORKER_REDIS_URL"

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-from meterworker.backoff import parse_retry_after, retry_delay
+from meterworker.delivery.backoff import parse_retry_after, retry_delay
 
 
 def test_exponential_from_retry_period_without_jitter_at_the_top():

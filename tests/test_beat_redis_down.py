@@ -3,7 +3,7 @@
 import redis
 from kombu.exceptions import OperationalError
 
-from meterworker.beat import TickScheduler
+from meterworker.schedule.beat import TickScheduler
 
 
 class DownLock:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meterworker.config import Config, ConfigError, LoadedConfig, load_config, parse_config
+from meterworker.config.models import Config, ConfigError, LoadedConfig, load_config, parse_config
 from meterworker.redact import redact_headers, redact_url, secret_values
 
 SEED = Path(__file__).resolve().parent.parent / "examples" / "collector.yaml"
@@ -328,7 +328,7 @@ def test_broken_config_names_the_field(mutate, expected):
 
 
 def test_schedule_problem_carries_parse_schedule_message():
-    from meterworker.schedule import parse_schedule
+    from meterworker.schedule.cron import parse_schedule
 
     with pytest.raises(ValueError) as info:
         parse_schedule("every minute", "UTC")

@@ -2,7 +2,7 @@ import json
 
 import httpx
 
-from meterworker.delivery import Response, Sender, attempt, classify, deliver
+from meterworker.delivery.sender import Response, Sender, attempt, classify, deliver
 
 
 def ev(i, bad=False):

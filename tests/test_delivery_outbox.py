@@ -5,11 +5,11 @@ import time
 import pytest
 import redis
 
-from meterworker.batching import full_batches_formed, overdue
-from meterworker.deadletter import DeadLetters
-from meterworker.dedup import Delivered
-from meterworker.inflight import InFlightSlots
-from meterworker.outbox import LeaseLost, Outbox
+from meterworker.delivery.batching import full_batches_formed, overdue
+from meterworker.delivery.deadletter import DeadLetters
+from meterworker.delivery.dedup import Delivered
+from meterworker.delivery.inflight import InFlightSlots
+from meterworker.delivery.outbox import LeaseLost, Outbox
 
 DAY = 86400
 
@@ -142,9 +142,9 @@ def test_batching_rules():
 def test_not_pending_leaves_out_what_the_outbox_holds(redis_url):
     import redis as redis_lib
 
-    from meterworker.deadletter import DeadLetters
-    from meterworker.dedup import Delivered
-    from meterworker.outbox import Outbox
+    from meterworker.delivery.deadletter import DeadLetters
+    from meterworker.delivery.dedup import Delivered
+    from meterworker.delivery.outbox import Outbox
 
     r = redis_lib.Redis.from_url(redis_url)
     box = Outbox(r, "np", Delivered(r, "np"), DeadLetters(r, "np"), count=100, period=60, lease=30)

@@ -21,7 +21,7 @@ NOT_PROMETHEUS = "http://127.0.0.1:9"  # send workers never query it
 
 ENQUEUE = """
 import json, sys
-from meterworker.send_task import enqueue_events
+from meterworker.delivery.task import enqueue_events
 for events, meta in json.load(sys.stdin):
     enqueue_events(events, meta)
 """

@@ -1,8 +1,8 @@
 from datetime import datetime, timedelta, timezone
 
-from meterworker.backfill import ticks_in_range
-from meterworker.dispatch import due_ticks
-from meterworker.schedule import parse_schedule
+from meterworker.schedule.backfill import ticks_in_range
+from meterworker.schedule.due import due_ticks
+from meterworker.schedule.cron import parse_schedule
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
 MINUTELY = parse_schedule("0 * * * * *")

@@ -5,7 +5,7 @@ import time
 
 import redis
 
-from meterworker.state import BeatLock, State
+from meterworker.schedule.state import BeatLock, State
 from tests.support import free_port
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
 

@@ -1,4 +1,4 @@
-"""The Sender's direct HTTP/1.1 path (meterworker.http11): the outcomes httpx gave, on a real socket."""
+"""The Sender's direct HTTP/1.1 path (meterworker.delivery.http11): the outcomes httpx gave, on a real socket."""
 
 import socket
 import threading
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from meterworker import http11
-from meterworker.delivery import Sender
+from meterworker.delivery import http11
+from meterworker.delivery.sender import Sender
 
 
 class Server:

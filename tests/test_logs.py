@@ -5,7 +5,7 @@ import logging
 import re
 import sys
 
-from meterworker.logs import JsonFormatter, TextFormatter
+from meterworker.ops.logs import JsonFormatter, TextFormatter
 from tests.support import OpenMeterSink
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
 

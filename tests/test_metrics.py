@@ -8,8 +8,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from meterworker.deadletter import DeadLetters
-from meterworker.state import State
+from meterworker.delivery.deadletter import DeadLetters
+from meterworker.schedule.state import State
 from tests.support import PrometheusServer, free_port
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
 

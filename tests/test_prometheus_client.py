@@ -4,8 +4,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from meterworker.config import parse_config
-from meterworker.prometheus import PrometheusClient, PrometheusError
+from meterworker.config.models import parse_config
+from meterworker.query.prometheus import PrometheusClient, PrometheusError
 
 AT = datetime(2026, 11, 27, 10, 0, 30, tzinfo=timezone.utc)
 
@@ -85,7 +85,7 @@ def test_unreachable_and_timeout():
 
 
 def test_tls_verification_is_on_unless_turned_off(tmp_path):
-    from meterworker.prometheus import _verify
+    from meterworker.query.prometheus import _verify
 
     assert _verify(prom_cfg()) is True
     assert _verify(prom_cfg(tls={"skip_cert_verify": True})) is False

@@ -6,8 +6,8 @@ import ijson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from meterworker import prometheus
-from meterworker.prometheus import MalformedResult, parse_stream
+from meterworker.query import prometheus
+from meterworker.query.prometheus import MalformedResult, parse_stream
 
 text = st.lists(st.sampled_from(list('ab,{}[]":\\é\n') + ['{"metric":', '}]', ',{"metric":{']),
                 max_size=6).map("".join)

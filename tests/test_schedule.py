@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meterworker.durations import format_go_duration
-from meterworker.schedule import (
+from meterworker.config.durations import format_go_duration
+from meterworker.schedule.cron import (
     Schedule,
     Window,
     evaluation_time,

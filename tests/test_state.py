@@ -1,8 +1,8 @@
 import fakeredis
 
-from meterworker.deadletter import DeadLetters
-from meterworker.dedup import Delivered
-from meterworker.state import BeatLock, State
+from meterworker.delivery.deadletter import DeadLetters
+from meterworker.delivery.dedup import Delivered
+from meterworker.schedule.state import BeatLock, State
 
 
 def test_cursor_only_moves_forward():
@@ -61,7 +61,7 @@ def test_dead_letters_keep_everything_but_secrets():
 
 
 def test_a_claimed_tick_is_pending_and_stalls_without_activity(monkeypatch):
-    import meterworker.state as state_mod
+    import meterworker.schedule.state as state_mod
 
     clock = [1000.0]
     monkeypatch.setattr(state_mod.time, "time", lambda: clock[0])

@@ -5,10 +5,10 @@ from datetime import datetime
 
 import redis
 
-from .dispatch import from_epoch
-from .durations import format_go_duration
-from .schedule import window_for
-from .state import BeatLock
+from meterworker.schedule.due import from_epoch
+from meterworker.config.durations import format_go_duration
+from meterworker.schedule.cron import window_for
+from meterworker.schedule.state import BeatLock
 
 CHECKS = ("redis", "beat", "ticks")
 GRACE = 60.0

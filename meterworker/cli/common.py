@@ -5,9 +5,9 @@ from datetime import datetime
 
 import click
 
-from . import runtime
-from .config import ConfigError, load_config
-from .timeparse import parse_time
+from meterworker import runtime
+from meterworker.config.models import ConfigError, load_config
+from meterworker.cli.timeparse import parse_time
 
 EXIT_CONFIG = 2
 

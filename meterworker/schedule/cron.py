@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from .durations import format_prom_duration, parse_duration
+from meterworker.config.durations import format_prom_duration, parse_duration
 
 __all__ = [
     "Schedule",

@@ -11,12 +11,12 @@ import time
 
 from celery import signals
 
-from . import runtime
-from .app import app
-from .batch_send import BatchSend
-from .batching import sweep_interval
-from .outbox import Added, LeaseLost
-from .sweeper import Sweeper
+from meterworker import runtime
+from meterworker.app import app
+from meterworker.delivery.batch_send import BatchSend
+from meterworker.delivery.batching import sweep_interval
+from meterworker.delivery.outbox import Added, LeaseLost
+from meterworker.delivery.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 

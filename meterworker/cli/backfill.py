@@ -7,8 +7,8 @@ import uuid
 
 import click
 
-from . import runtime
-from .backfill import plan, report_key
+from meterworker import runtime
+from meterworker.schedule.backfill import plan, report_key
 
 
 def _queries(cfg, names):
@@ -55,10 +55,10 @@ def _progress(total, label):
 
 
 def _inline(rt, todo, print_only) -> int:
-    from .collect import collect
-    from .events import ResultTypeError
-    from .inline_send import InlineSender
-    from .prometheus import PrometheusError
+    from meterworker.query.evaluate import collect
+    from meterworker.query.mapping import ResultTypeError
+    from meterworker.delivery.inline import InlineSender
+    from meterworker.query.prometheus import PrometheusError
 
     sender = None if print_only else InlineSender(rt)
     failed = 0
@@ -85,8 +85,8 @@ def _inline(rt, todo, print_only) -> int:
 
 
 def _dispatch(rt, todo) -> int:
-    from .app import app, use_runtime
-    from .beat import send_query_task
+    from meterworker.app import app, use_runtime
+    from meterworker.schedule.beat import send_query_task
 
     use_runtime(rt)
     if not app.control.ping(timeout=1.0):
@@ -114,6 +114,6 @@ def _dispatch(rt, todo) -> int:
 
 
 def _dt(tick):
-    from .dispatch import from_epoch
+    from meterworker.schedule.due import from_epoch
 
     return from_epoch(tick)

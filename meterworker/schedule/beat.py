@@ -11,9 +11,9 @@ import redis
 from celery.beat import Scheduler
 from kombu.exceptions import OperationalError
 
-from . import runtime
-from .dispatch import due_ticks, from_epoch, to_epoch
-from .state import BeatLock
+from meterworker import runtime
+from meterworker.schedule.due import due_ticks, from_epoch, to_epoch
+from meterworker.schedule.state import BeatLock
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Any, Iterator
 import orjson
 import redis
 
-from .batching import full_batches_formed, overdue, still_fresh
-from .deadletter import DeadLetters
-from .events import compact_json
-from .dedup import Delivered
+from meterworker.delivery.batching import full_batches_formed, overdue, still_fresh
+from meterworker.delivery.deadletter import DeadLetters
+from meterworker.query.mapping import compact_json
+from meterworker.delivery.dedup import Delivered
 
 _NOW = """
 local t = redis.call('TIME')

@@ -7,9 +7,9 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, Iterator
 
-from . import metrics
-from .events import MappedResult, Skipped, map_series
-from .schedule import Schedule, Window, evaluation_time, expand_interval, window_for
+from meterworker.ops import metrics
+from meterworker.query.mapping import MappedResult, Skipped, map_series
+from meterworker.schedule.cron import Schedule, Window, evaluation_time, expand_interval, window_for
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from datetime import datetime, timezone
 import click
 import redis
 
-from . import runtime
-from .dispatch import from_epoch
-from .durations import format_go_duration
-from .redact import redact_url
-from .state import BeatLock
+from meterworker import runtime
+from meterworker.schedule.due import from_epoch
+from meterworker.config.durations import format_go_duration
+from meterworker.redact import redact_url
+from meterworker.schedule.state import BeatLock
 
 QUEUES = ("query", "send")
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import redis
 
-from .batching import still_fresh
+from meterworker.delivery.batching import still_fresh
 
 # KEYS: slots. ARGV: holder, limit, ttl. 1 when the holder has a slot (new or renewed).
 _ACQUIRE = """

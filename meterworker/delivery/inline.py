@@ -8,9 +8,9 @@ import time
 
 import redis
 
-from .backoff import retry_delay
-from .collect import chunks
-from .delivery import deliver
+from meterworker.delivery.backoff import retry_delay
+from meterworker.query.evaluate import chunks
+from meterworker.delivery.sender import deliver
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,14 @@ import logging
 import os
 from concurrent import futures
 
-from .app import app
-from .backoff import retry_delay
-from .collect import chunks, evaluate
-from .dispatch import from_epoch
-from .events import ResultTypeError
-from .prometheus import PrometheusError
-from . import runtime
-from .send_task import enqueue_events
+from meterworker.app import app
+from meterworker.delivery.backoff import retry_delay
+from meterworker.query.evaluate import chunks, evaluate
+from meterworker.schedule.due import from_epoch
+from meterworker.query.mapping import ResultTypeError
+from meterworker.query.prometheus import PrometheusError
+from meterworker import runtime
+from meterworker.delivery.task import enqueue_events
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import httpx
 import ijson
 import orjson
 
-from .events import check_result_type
+from meterworker.query.mapping import check_result_type
 
-from .redact import redact_url
+from meterworker.redact import redact_url
 
 
 class PrometheusError(Exception):

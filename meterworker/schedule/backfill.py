@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from .dispatch import to_epoch
+from meterworker.schedule.due import to_epoch
 
 
 def ticks_in_range(schedule, start: datetime, end: datetime) -> list[datetime]:

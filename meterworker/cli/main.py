@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from . import runtime
-from .cli_common import TimeParam, config_option, load as _load
-from .process_env import for_child, process_options, run_options
-from .durations import format_go_duration, parse_duration
-from .redact import redact_headers, redact_url
+from meterworker import runtime
+from meterworker.cli.common import TimeParam, config_option, load as _load
+from meterworker.ops.process_env import for_child, process_options, run_options
+from meterworker.config.durations import format_go_duration, parse_duration
+from meterworker.redact import redact_headers, redact_url
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -34,7 +34,7 @@ def main():
 @config_option
 def validate(config_path):
     """Check the config; print the queries, their next ticks and the sink, secrets masked."""
-    from .schedule import parse_schedule, range_selectors, window_for
+    from meterworker.schedule.cron import parse_schedule, range_selectors, window_for
 
     cfg = _load(config_path)
     prom = cfg.input.prometheus
@@ -88,10 +88,10 @@ def validate(config_path):
 @click.option("--loglevel", default="WARNING", show_default=True)
 def once(config_path, at, send, loglevel):
     """Run every query for one tick in-process (no Redis); print the CloudEvents as JSON lines."""
-    from .collect import collect
-    from .delivery import Sender, deliver
-    from .events import ResultTypeError
-    from .prometheus import PrometheusClient, PrometheusError
+    from meterworker.query.evaluate import collect
+    from meterworker.delivery.sender import Sender, deliver
+    from meterworker.query.mapping import ResultTypeError
+    from meterworker.query.prometheus import PrometheusClient, PrometheusError
 
     _setup_logging(loglevel)
     cfg = _load(config_path)
@@ -114,7 +114,7 @@ def once(config_path, at, send, loglevel):
         all_events.extend(got.result.events)
     if send and all_events:
         sender = Sender(cfg.http)
-        from .collect import chunks
+        from meterworker.query.evaluate import chunks
 
         delivered = rejected = retry = 0
         for batch in chunks(all_events, cfg.http.batching.count):
@@ -155,7 +155,7 @@ def _child_env(config_path: str, redis_url: str | None) -> dict:
 @run_options
 def run(config_path, query_concurrency, send_concurrency, loglevel):
     """Beat, a query worker and a send worker on this machine (with an embedded Redis when none is configured)."""
-    from .embedded_redis import EmbeddedRedis
+    from meterworker.ops.embedded_redis import EmbeddedRedis
 
     cfg = _load(config_path)
     redis_url = runtime.configured_redis_url(cfg)
@@ -241,7 +241,7 @@ def flower(config_path, celery_args):
 
 
 def _register_subcommands() -> None:
-    from .cli_ops import register
+    from meterworker.cli.ops import register
 
     register(main)
 

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import click
 import redis
 
-from . import runtime
-from .redact import redact_url
+from meterworker import runtime
+from meterworker.redact import redact_url
 
 REASON_WIDTH = 70
 
@@ -86,10 +86,10 @@ def register(main, config_option, load):
         cfg = load(config_path)
         rt = _runtime(cfg)
         runtime.install(rt)
-        from .app import app
+        from meterworker.app import app
 
         app.conf.broker_url = runtime.configured_redis_url(cfg) or runtime.DEFAULT_REDIS_URL
-        from .send_task import enqueue_events
+        from meterworker.delivery.task import enqueue_events
 
         entries = rt.dead_letters.all() if replay_all else [_entry_or_fail(rt, i) for i in entry_ids]
         if not entries:

@@ -1,7 +1,7 @@
 """Per-process options (metrics endpoint, log format) that reach Celery processes as environment variables.
 
 `celery worker` and `celery beat` know nothing of them, so `meterworker worker|beat|run` turn
-them into variables that meterworker.metrics and meterworker.logs read inside Celery.
+them into variables that meterworker.ops.metrics and meterworker.ops.logs read inside Celery.
 """
 
 import os

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
-from .process_env import METRICS_ADDR_ENV as ADDR_ENV, METRICS_PORT_ENV as PORT_ENV, MULTIPROC_ENV
+from meterworker.ops.process_env import METRICS_ADDR_ENV as ADDR_ENV, METRICS_PORT_ENV as PORT_ENV, MULTIPROC_ENV
 
 DEFAULT_ADDR = "0.0.0.0"
 
@@ -121,7 +121,7 @@ class StateCollector:
     """Pending ticks, newest completed tick, dead-letter entries, beat lock and queue lengths, from Redis."""
 
     def __init__(self, rt):
-        from .runtime import DEFAULT_REDIS_URL, configured_redis_url
+        from meterworker.runtime import DEFAULT_REDIS_URL, configured_redis_url
 
         self.rt = rt
         url = configured_redis_url(rt.config) or DEFAULT_REDIS_URL
@@ -129,8 +129,8 @@ class StateCollector:
         self.r = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
 
     def collect(self):
-        from .deadletter import DeadLetters
-        from .state import BeatLock, State
+        from meterworker.delivery.deadletter import DeadLetters
+        from meterworker.schedule.state import BeatLock, State
 
         collector = self.rt.collector
         up = GaugeMetricFamily("meterworker_redis_up", "1 when Redis answered this scrape", labels=["collector"])
@@ -204,7 +204,7 @@ def registry(rt=None, *extra) -> CollectorRegistry:
 
 def serve(port: int, addr: str = DEFAULT_ADDR, *extra) -> None:
     """Serve /metrics on addr:port in a background thread; exit the process when the port is unusable."""
-    from . import runtime
+    from meterworker import runtime
 
     if _multiprocess():
         _remove_stale_files()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from celery import signals
 
-from .process_env import LOG_FORMAT_ENV
+from meterworker.ops.process_env import LOG_FORMAT_ENV
 
 QUERY_TASK = "meterworker.query"
 SEND_TASK = "meterworker.send"
@@ -51,7 +51,7 @@ def context_of(record: logging.LogRecord) -> dict:
 
 def _scrubber():
     try:
-        from . import runtime
+        from meterworker import runtime
 
         return runtime.current().scrub
     except Exception:

@@ -9,10 +9,10 @@ import logging
 import time
 from collections import Counter, defaultdict
 
-from . import metrics
-from .backoff import retry_delay
-from .delivery import Response, attempt, describe, rejection_reason
-from .outbox import Batch, Item
+from meterworker.ops import metrics
+from meterworker.delivery.backoff import retry_delay
+from meterworker.delivery.sender import Response, attempt, describe, rejection_reason
+from meterworker.delivery.outbox import Batch, Item
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from pydantic import (
     model_validator,
 )
 
-from .durations import parse_duration
-from .redact import redact_url
-from .schedule import parse_schedule
+from meterworker.config.durations import parse_duration
+from meterworker.redact import redact_url
+from meterworker.schedule.cron import parse_schedule
 
 __all__ = [
     "BasicAuth",

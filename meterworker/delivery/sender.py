@@ -9,9 +9,9 @@ from typing import Any, Callable, Iterator
 import httpx
 import orjson
 
-from . import http11
-from .backoff import parse_retry_after
-from .redact import redact_headers, redact_url
+from meterworker.delivery import http11
+from meterworker.delivery.backoff import parse_retry_after
+from meterworker.redact import redact_headers, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,6 @@ class Sender:
 
 
 def _version() -> str:
-    from . import __version__
+    from meterworker import __version__
 
     return __version__

@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 import click
 import redis
 
-from . import health, runtime
-from .durations import parse_duration
-from .redact import redact_url
-from .state import State
+from meterworker.ops import health
+from meterworker import runtime
+from meterworker.config.durations import parse_duration
+from meterworker.redact import redact_url
+from meterworker.schedule.state import State
 
 
 class Checks(click.ParamType):

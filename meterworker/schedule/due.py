@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .schedule import Schedule
+from meterworker.schedule.cron import Schedule
 
 
 @dataclass
