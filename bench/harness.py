@@ -305,7 +305,7 @@ class Meterworker:
             self._start_one("worker", ["--concurrency", str(self.concurrency)])
 
     def _start_one(self, name: str, pool_args: list[str]) -> Proc:
-        cmd = [sys.executable, "-m", "meterworker.cli.main", "worker", "-c", str(self.config), "-Q", "query,send",
+        cmd = [sys.executable, "-m", "meterworker.cli", "worker", "-c", str(self.config), "-Q", "query,send",
                *pool_args, "-n", f"{name}@%h", "--loglevel", self.loglevel]
         if not self.task_events:
             # The worker runs in workdir, where this celeryconfig shadows the project's: the same, less events.

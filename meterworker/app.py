@@ -5,10 +5,8 @@ import os
 
 from celery import Celery, signals
 
-from meterworker import broker_fix  # noqa: F401  (logs and metrics work through Celery signals)
-from meterworker.ops import logs
-from meterworker.ops import metrics
-from meterworker import runtime
+from meterworker import broker_fix, runtime
+from meterworker.ops import logs, metrics  # noqa: F401  (they work through Celery signals)
 
 broker_fix.install()
 

@@ -145,7 +145,7 @@ def check_command(argv: list[str], env: dict[str, str]):
             name, sub = _celery_command(argv[1:])
             return name, sub.params
         assert argv[0] == "meterworker", f"{argv}: not a meterworker or celery command"
-        from meterworker.cli.main import main
+        from meterworker.cli import main
 
         ctx = main.make_context("meterworker", argv[1:])
         with warnings.catch_warnings():
@@ -154,7 +154,7 @@ def check_command(argv: list[str], env: dict[str, str]):
         name, cmd, rest = main.resolve_command(ctx, rest)
         sub = cmd.make_context(name, rest, parent=ctx)
         if name in ("worker", "beat", "flower"):
-            # what `meterworker worker|beat|flower` hands to celery (meterworker.cli.main._exec_celery)
+            # what `meterworker worker|beat|flower` hands to celery (meterworker.cli.processes._exec_celery)
             celery_args = list(sub.params["celery_args"])
             if name == "worker":
                 celery_args = ["-Q", sub.params["queues"], *celery_args]
@@ -498,7 +498,7 @@ def test_the_seed_query_bills_a_real_node_exporter(tmp_path):
             deadline = time.monotonic() + 30
             while True:
                 tick = str((int(time.time()) // 60 + 1) * 60)
-                res = subprocess.run([sys.executable, "-m", "meterworker.cli.main", "once", "-c", str(cfg), "--at", tick],
+                res = subprocess.run([sys.executable, "-m", "meterworker.cli", "once", "-c", str(cfg), "--at", tick],
                                      env=env, capture_output=True, text=True, timeout=60)
                 if res.stdout or time.monotonic() > deadline:
                     break

@@ -9,6 +9,8 @@ import click
 
 from meterworker import runtime
 from meterworker.schedule.backfill import plan, report_key
+from meterworker.cli.common import TimeParam, config_option, load
+from meterworker.cli.group import main
 
 
 def _queries(cfg, names):
@@ -22,32 +24,31 @@ def _queries(cfg, names):
     return [q for q in cfg.queries if q.name in names]
 
 
-def register(main, config_option, TimeParam, load):
-    @main.command()
-    @config_option
-    @click.option("--from", "start", type=TimeParam(), required=True, help="First tick (inclusive).")
-    @click.option("--to", "end", type=TimeParam(), required=True, help="Last tick (inclusive).")
-    @click.option("--query", "names", multiple=True, help="Only this query (repeatable).")
-    @click.option("--inline", is_flag=True, help="Run in this process, without workers.")
-    @click.option("--print", "print_only", is_flag=True,
-                  help="With --inline: print the events as JSON lines instead of sending them.")
-    def backfill(config_path, start, end, names, inline, print_only):
-        """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids)."""
-        cfg = load(config_path)
-        if end < start:
-            raise click.BadParameter("--to is before --from", param_hint="--to")
-        if print_only and not inline:
-            raise click.BadParameter("--print needs --inline", param_hint="--print")
-        rt = runtime.Runtime(cfg)
-        todo = plan(rt, _queries(cfg, names), start, end)
-        click.echo(f"backfill: {len(todo)} ticks from {start.isoformat()} to {end.isoformat()}", err=True)
-        if not todo:
-            return
-        if inline:
-            failed = _inline(rt, todo, print_only)
-        else:
-            failed = _dispatch(rt, todo)
-        sys.exit(1 if failed else 0)
+@main.command()
+@config_option
+@click.option("--from", "start", type=TimeParam(), required=True, help="First tick (inclusive).")
+@click.option("--to", "end", type=TimeParam(), required=True, help="Last tick (inclusive).")
+@click.option("--query", "names", multiple=True, help="Only this query (repeatable).")
+@click.option("--inline", is_flag=True, help="Run in this process, without workers.")
+@click.option("--print", "print_only", is_flag=True,
+              help="With --inline: print the events as JSON lines instead of sending them.")
+def backfill(config_path, start, end, names, inline, print_only):
+    """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids)."""
+    cfg = load(config_path)
+    if end < start:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    if print_only and not inline:
+        raise click.BadParameter("--print needs --inline", param_hint="--print")
+    rt = runtime.Runtime(cfg)
+    todo = plan(rt, _queries(cfg, names), start, end)
+    click.echo(f"backfill: {len(todo)} ticks from {start.isoformat()} to {end.isoformat()}", err=True)
+    if not todo:
+        return
+    if inline:
+        failed = _inline(rt, todo, print_only)
+    else:
+        failed = _dispatch(rt, todo)
+    sys.exit(1 if failed else 0)
 
 
 def _progress(total, label):

@@ -1,5 +1,6 @@
 """What every meterworker subcommand shares: the -c option, loading the config, time arguments."""
 
+import logging
 import sys
 from datetime import datetime
 
@@ -41,3 +42,7 @@ class TimeParam(click.ParamType):
             return parse_time(value)
         except ValueError as e:
             self.fail(str(e), param, ctx)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

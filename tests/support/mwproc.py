@@ -28,7 +28,7 @@ def write_config(path: Path, prometheus_url: str, sink_url: str, queries: list[d
 
 
 def meterworker(*args: str) -> list[str]:
-    return [sys.executable, "-m", "meterworker.cli.main", *args]
+    return [sys.executable, "-m", "meterworker.cli", *args]
 
 
 def celery(*args: str) -> list[str]:

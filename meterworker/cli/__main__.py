@@ -1,0 +1,3 @@
+from meterworker.cli import main
+
+main()

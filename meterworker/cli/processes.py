@@ -1,0 +1,121 @@
+"""The commands that run Celery processes: `worker`, `beat`, `flower`, and `run` (all three on one machine)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from meterworker import runtime
+from meterworker.cli.common import config_option, load as _load
+from meterworker.cli.group import main
+from meterworker.ops.process_env import for_child, process_options, run_options
+from meterworker.redact import redact_url
+
+
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "meterworker", *args]
+
+
+def _child_env(config_path: str, redis_url: str | None) -> dict:
+    env = dict(os.environ)
+    env[runtime.CONFIG_ENV] = str(Path(config_path).resolve())
+    if redis_url:
+        env[runtime.REDIS_ENV] = redis_url
+    return env
+
+
+@main.command()
+@config_option
+@click.option("--query-concurrency", default=2, show_default=True, help="Processes running queries.")
+@click.option("--send-concurrency", default=2, show_default=True, help="Processes sending batches.")
+@click.option("--loglevel", default="INFO", show_default=True)
+@run_options
+def run(config_path, query_concurrency, send_concurrency, loglevel):
+    """Beat, a query worker and a send worker on this machine (with an embedded Redis when none is configured)."""
+    from meterworker.ops.embedded_redis import EmbeddedRedis
+
+    cfg = _load(config_path)
+    redis_url = runtime.configured_redis_url(cfg)
+    embedded = None
+    if redis_url is None:
+        embedded = EmbeddedRedis(cfg.meterworker.data_dir).start()
+        redis_url = embedded.url
+        click.echo(f"meterworker: no Redis configured; started an embedded Redis at {redis_url} "
+                   f"keeping its data in {embedded.data_dir}", err=True)
+    else:
+        click.echo(f"meterworker: using Redis at {redact_url(redis_url)}", err=True)
+    env = _child_env(config_path, redis_url)
+    commands = {
+        "query worker": _celery("worker", "-Q", "query", "-n", "query@%h", "-c", str(query_concurrency),
+                                "--loglevel", loglevel),
+        "send worker": _celery("worker", "-Q", "send", "-n", "send@%h", "-c", str(send_concurrency),
+                               "--loglevel", loglevel),
+        "beat": _celery("beat", "--loglevel", loglevel),
+    }
+    procs = {name: subprocess.Popen(cmd, env=for_child(env, i)) for i, (name, cmd) in enumerate(commands.items())}
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    try:
+        while not stopping:
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    click.echo(f"meterworker: {name} exited with status {p.returncode}; stopping", err=True)
+                    status = 1
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded:
+            embedded.stop()
+    sys.exit(status)
+
+
+def _exec_celery(config_path, args):
+    cfg = _load(config_path)
+    env = _child_env(config_path, runtime.configured_redis_url(cfg))
+    os.execvpe(sys.executable, _celery(*args), env)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@config_option
+@click.option("-Q", "--queues", default="query,send", show_default=True)
+@process_options
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(config_path, queues, celery_args):
+    """A Celery worker for the query and/or send queue (extra arguments go to celery worker)."""
+    _exec_celery(config_path, ["worker", "-Q", queues, *celery_args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@config_option
+@process_options
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(config_path, celery_args):
+    """The scheduler (any number may run; one holds the lock and dispatches)."""
+    _exec_celery(config_path, ["beat", *celery_args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@config_option
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def flower(config_path, celery_args):
+    """Flower, the Celery web monitor, for this collector's broker."""
+    _exec_celery(config_path, ["flower", *celery_args])

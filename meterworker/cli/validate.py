@@ -1,0 +1,59 @@
+"""`meterworker validate`: check the config; print the queries, their next ticks and the sink, secrets masked."""
+
+from datetime import datetime, timezone
+
+import click
+
+from meterworker.cli.common import config_option, load as _load
+from meterworker.cli.group import main
+from meterworker.config.durations import format_go_duration, parse_duration
+from meterworker.redact import redact_headers, redact_url
+
+
+@main.command()
+@config_option
+def validate(config_path):
+    """Check the config; print the queries, their next ticks and the sink, secrets masked."""
+    from meterworker.schedule.cron import parse_schedule, range_selectors, window_for
+
+    cfg = _load(config_path)
+    prom = cfg.input.prometheus
+    now = datetime.now(timezone.utc)
+    click.echo(f"config: {config_path}: OK")
+    click.echo(f"prometheus: {redact_url(prom.url)}  timeout {format_go_duration(prom.timeout)}")
+    if prom.headers:
+        click.echo(f"  headers: {redact_headers(prom.headers)}")
+    click.echo(f"query_offset: {format_go_duration(prom.query_offset)}")
+    click.echo("queries:")
+    for q in cfg.queries:
+        expr = cfg.schedule_for(q)
+        sched = parse_schedule(expr, prom.timezone)
+        ticks, t = [], now
+        for _ in range(3):
+            t = sched.next_after(t)
+            ticks.append(t)
+        window = window_for(sched, ticks[0], prom.query_offset)
+        click.echo(f"  - {q.name}")
+        click.echo(f"      promql:   {q.promql.strip()}")
+        click.echo(f"      schedule: {expr} ({prom.timezone})")
+        click.echo(f"      next ticks: {', '.join(x.isoformat() for x in ticks)}")
+        for rng in range_selectors(q.promql):
+            try:
+                seconds = parse_duration(rng)
+            except ValueError:  # PromQL's own units (w, y)
+                seconds = None
+            if seconds != window.seconds:
+                click.echo(
+                    f"warning: input.prometheus.queries: query {q.name}: range [{rng}] differs from the "
+                    f"schedule's window ({format_go_duration(window.seconds)}); windows will overlap or leave "
+                    f"gaps; write [$__interval] to match the window exactly", err=True,
+                )
+    http = cfg.http
+    click.echo(f"sink: {http.verb} {redact_url(http.url)}")
+    if http.headers:
+        click.echo(f"  headers: {redact_headers(http.headers)}")
+    click.echo(
+        f"  batching {http.batching.count} events / {format_go_duration(http.batching.period)}, "
+        f"retries {http.retries}, retry_period {format_go_duration(http.retry_period)}, "
+        f"max_retry_backoff {format_go_duration(http.max_retry_backoff)}, drop_on {http.drop_on}"
+    )
