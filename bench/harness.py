@@ -290,7 +290,7 @@ class Meterworker:
         os.environ["METERWORKER_REDIS_URL"] = redis_url
         from meterworker import runtime
         from meterworker.app import app, use_runtime
-        from meterworker.config.models import load_config
+        from meterworker.config import load_config
 
         self.rt = runtime.Runtime(load_config(str(config)).config)
         use_runtime(self.rt)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from meterworker.config.models import Config
+    from meterworker.config import Config
 
 __all__ = ["MASK", "SENSITIVE_HEADERS", "is_sensitive_header", "redact_headers", "redact_url", "secret_values"]
 

@@ -7,7 +7,7 @@ from functools import cached_property
 import redis
 
 from meterworker.delivery.batching import lease_seconds
-from meterworker.config.models import Config, load_config
+from meterworker.config import Config, load_config
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.delivery.dedup import Delivered
 from meterworker.delivery.sender import Sender

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meterworker.config.models import Config, ConfigError, LoadedConfig, load_config, parse_config
+from meterworker.config import Config, ConfigError, LoadedConfig, load_config, parse_config
 from meterworker.redact import redact_headers, redact_url, secret_values
 
 SEED = Path(__file__).resolve().parent.parent / "examples" / "collector.yaml"

@@ -435,7 +435,7 @@ def test_kubernetes_scrape_example_keeps_annotated_pods_on_their_port():
 
 
 def test_deploy_collector_config_is_the_seed_query_and_loads_cleanly():
-    from meterworker.config.models import load_config
+    from meterworker.config import load_config
 
     required, _ = collector_vars()
     loaded = load_config(DEPLOY / "collector.yaml", {v: "x-" + v.lower() if v != "PROMETHEUS_URL"

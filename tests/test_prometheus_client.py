@@ -4,7 +4,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from meterworker.config.models import parse_config
+from meterworker.config import parse_config
 from meterworker.query.prometheus import PrometheusClient, PrometheusError
 
 AT = datetime(2026, 11, 27, 10, 0, 30, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from meterworker import runtime
-from meterworker.config.models import ConfigError, load_config
+from meterworker.config import ConfigError, load_config
 from meterworker.cli.timeparse import parse_time
 
 EXIT_CONFIG = 2

@@ -1,0 +1,106 @@
+"""The value types of config fields: durations, names, URLs, time zones, files, HTTP statuses."""
+
+import math
+import os
+import re
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BeforeValidator
+
+from meterworker.config.durations import parse_duration
+from meterworker.config.errors import describe
+from meterworker.redact import redact_url
+
+
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as '30s' or '1m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = parse_duration(value)
+    else:
+        raise ValueError(f"expected a duration such as '30s' or '1m', got {describe(value)}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {value!r}")
+    return seconds
+
+
+def _not_negative(seconds: float) -> float:
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return seconds
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+def _name(text: str) -> str:
+    _not_blank(text)
+    if not _NAME.fullmatch(text):
+        raise ValueError(f"{text!r} may only contain letters, digits, '_', '.', ':' and '-'")
+    return text
+
+
+def _http_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError as e:
+        raise ValueError(f"not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {redact_url(url)!r}")
+    return url
+
+
+def _redis_url(url: str) -> str:
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}")
+    return url
+
+
+def timezone_name(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'") from None
+    return name
+
+
+def _existing_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise ValueError(f"file not found: {path!r}")
+    return path
+
+
+def _http_status(code: int) -> int:
+    if not 100 <= code <= 599:
+        raise ValueError(f"{code} is not an HTTP status code (100-599)")
+    return code
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_positive)]
+NonEmptyStr = Annotated[str, AfterValidator(_not_blank)]
+Name = Annotated[str, AfterValidator(_name)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpStatus = Annotated[int, AfterValidator(_http_status)]
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+ExistingFile = Annotated[str, AfterValidator(_existing_file)]
+TimeZone = Annotated[str, AfterValidator(timezone_name)]
