@@ -71,7 +71,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from meterworker.schedule.cron import evaluation_time, expand_interval, parse_schedule, window_for  # noqa: E402
+from meterworker.query.promql import expand_interval  # noqa: E402
+from meterworker.schedule.cron import parse_schedule  # noqa: E402
+from meterworker.schedule.windows import evaluation_time, window_for  # noqa: E402
 from meterworker.config.durations import parse_duration  # noqa: E402
 from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # noqa: E402
 from tests.support.mwproc import Proc, celery, meterworker  # noqa: E402

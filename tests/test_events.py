@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from meterworker.query.mapping import ResultTypeError, event_id, map_result, rfc3339
+from meterworker.query.ids import event_id, rfc3339
+from meterworker.query.mapping import ResultTypeError, map_result
 
 START = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
 END = datetime(2026, 11, 27, 10, 1, tzinfo=timezone.utc)
@@ -56,7 +57,7 @@ def test_ids_are_uuid5_of_the_window_and_sorted_labels_as_ever():
 
     from hypothesis import given, strategies as st
 
-    from meterworker.query.mapping import ID_NAMESPACE
+    from meterworker.query.ids import ID_NAMESPACE
 
     tricky = st.text(alphabet=st.sampled_from(list('ab"\\/\x00\x1f\x7f\n\té\u2028\U0001f600')) | st.characters(),
                      max_size=12)

@@ -9,15 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meterworker.config.durations import format_go_duration
-from meterworker.schedule.cron import (
-    Schedule,
-    Window,
-    evaluation_time,
-    expand_interval,
-    parse_schedule,
-    range_selectors,
-    window_for,
-)
+from meterworker.query.promql import expand_interval, range_selectors
+from meterworker.schedule import Schedule, Window, evaluation_time, parse_schedule, window_for
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

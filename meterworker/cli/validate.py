@@ -14,7 +14,9 @@ from meterworker.redact import redact_headers, redact_url
 @config_option
 def validate(config_path):
     """Check the config; print the queries, their next ticks and the sink, secrets masked."""
-    from meterworker.schedule.cron import parse_schedule, range_selectors, window_for
+    from meterworker.query.promql import range_selectors
+    from meterworker.schedule.cron import parse_schedule
+    from meterworker.schedule.windows import window_for
 
     cfg = _load(config_path)
     prom = cfg.input.prometheus

@@ -25,7 +25,7 @@ import redis
 
 from meterworker.delivery.batching import full_batches_formed, overdue, still_fresh
 from meterworker.delivery.deadletter import DeadLetters
-from meterworker.query.mapping import compact_json
+from meterworker.query.ids import compact_json
 from meterworker.delivery.dedup import Delivered
 
 _NOW = """

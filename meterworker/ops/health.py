@@ -7,7 +7,7 @@ import redis
 
 from meterworker.schedule.due import from_epoch
 from meterworker.config.durations import format_go_duration
-from meterworker.schedule.cron import window_for
+from meterworker.schedule.windows import window_for
 from meterworker.schedule.state import BeatLock
 
 CHECKS = ("redis", "beat", "ticks")

@@ -9,7 +9,9 @@ from typing import Any, Iterator
 
 from meterworker.ops import metrics
 from meterworker.query.mapping import MappedResult, Skipped, map_series
-from meterworker.schedule.cron import Schedule, Window, evaluation_time, expand_interval, window_for
+from meterworker.query.promql import expand_interval
+from meterworker.schedule.cron import Schedule
+from meterworker.schedule.windows import Window, evaluation_time, window_for
 
 log = logging.getLogger(__name__)
 

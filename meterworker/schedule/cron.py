@@ -1,4 +1,4 @@
-"""Schedules: when a query is due, and which slice of time each tick covers.
+"""Schedules: when a query is due.
 
 A schedule is one of
 - a cron expression with 6 fields, seconds first (as in Redpanda Connect), or 5 fields;
@@ -7,8 +7,7 @@ A schedule is one of
 
 Ticks are whole seconds, aligned to the wall clock (never to process start), and
 returned as UTC datetimes. Cron forms are read in the schedule's time zone;
-``@every`` ignores it. The window of tick t_k is (t_{k-1}, t_k] shifted back by the
-query offset, so the windows of consecutive ticks tile the time line.
+``@every`` ignores it. windows.py turns consecutive ticks into windows.
 """
 
 from __future__ import annotations
@@ -18,23 +17,14 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from meterworker.config.durations import format_prom_duration, parse_duration
+from meterworker.config.durations import parse_duration
 
-__all__ = [
-    "Schedule",
-    "Window",
-    "evaluation_time",
-    "expand_interval",
-    "parse_schedule",
-    "range_selectors",
-    "window_for",
-]
+__all__ = ["Schedule", "parse_schedule"]
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -57,7 +47,7 @@ FIELDS_5 = ("minute", "hour", "day-of-month", "month", "day-of-week")
 FIELDS_6 = ("second",) + FIELDS_5
 
 
-def _utc(t: datetime) -> datetime:
+def utc(t: datetime) -> datetime:
     if not isinstance(t, datetime):
         raise TypeError(f"expected a datetime, got {type(t).__name__}")
     if t.tzinfo is None or t.utcoffset() is None:
@@ -80,16 +70,16 @@ class Schedule(ABC):
         """The last tick strictly before t."""
 
     def is_tick(self, t: datetime) -> bool:
-        t = _utc(t)
+        t = utc(t)
         return t.microsecond == 0 and self.next_after(t - ONE_SECOND) == t
 
     def latest_at_or_before(self, t: datetime) -> datetime:
-        t = _utc(t)
+        t = utc(t)
         return t if self.is_tick(t) else self.prev_before(t)
 
     def ticks_between(self, after: datetime, until: datetime) -> Iterator[datetime]:
         """The ticks in (after, until], ascending, computed as they are consumed."""
-        return self._ticks(_utc(after), _utc(until))
+        return self._ticks(utc(after), utc(until))
 
     def _ticks(self, after: datetime, until: datetime) -> Iterator[datetime]:
         t = self.next_after(after)
@@ -117,7 +107,7 @@ class EverySchedule(Schedule):
 
     def _index(self, t: datetime) -> tuple[int, int]:
         """(k, r) with t = EPOCH + k * period + r, 0 <= r < period, in microseconds."""
-        return divmod((_utc(t) - EPOCH) // MICROSECOND, self.period // MICROSECOND)
+        return divmod((utc(t) - EPOCH) // MICROSECOND, self.period // MICROSECOND)
 
     def next_after(self, t: datetime) -> datetime:
         k, _ = self._index(t)
@@ -161,7 +151,7 @@ class CronSchedule(Schedule):
     # unless the run ends first; then the search goes on in the next run.
 
     def next_after(self, t: datetime) -> datetime:
-        start = _floor_second(_utc(t)) + ONE_SECOND
+        start = _floor_second(utc(t)) + ONE_SECOND
         while True:
             if self._is_gap_tick(start):
                 return start
@@ -173,7 +163,7 @@ class CronSchedule(Schedule):
             start = change
 
     def prev_before(self, t: datetime) -> datetime:
-        last = _ceil_second(_utc(t)) - ONE_SECOND
+        last = _ceil_second(utc(t)) - ONE_SECOND
         while True:
             offset = self._offset(last)
             tick = self._wall_prev(last + offset + ONE_SECOND) - offset
@@ -348,93 +338,3 @@ def _check_field(text: str, fields: list[str], i: int, name: str) -> None:
         detail = _CRONITER_NOISE.sub("", str(e))
         reason = f"{name} field {value!r} is not valid" + (f" ({detail})" if detail else "")
         raise ValueError(f"invalid cron expression {text!r}: {reason}") from None
-
-
-@dataclass(frozen=True)
-class Window:
-    """The half-open interval (start, end] of data one tick accounts for."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        _utc(self.start)
-        _utc(self.end)
-        if not self.start < self.end:
-            raise ValueError(f"empty window: start {self.start.isoformat()} is not before end {self.end.isoformat()}")
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-
-def _offset(offset_seconds: float) -> timedelta:
-    if not math.isfinite(offset_seconds) or offset_seconds < 0:
-        raise ValueError(f"the query offset must be a finite number of seconds >= 0, got {offset_seconds}")
-    return timedelta(seconds=offset_seconds)
-
-
-def evaluation_time(tick: datetime, offset_seconds: float) -> datetime:
-    """The instant the query of this tick is evaluated at, however late it runs."""
-    return _utc(tick) - _offset(offset_seconds)
-
-
-def window_for(schedule: Schedule, tick: datetime, offset_seconds: float) -> Window:
-    """(previous tick, tick] shifted back by the offset; tick must be a tick of schedule."""
-    tick = _utc(tick)
-    if not schedule.is_tick(tick):
-        raise ValueError(f"{tick.isoformat()} is not a tick of {schedule.expr!r}")
-    shift = _offset(offset_seconds)
-    return Window(schedule.prev_before(tick) - shift, tick - shift)
-
-
-_INTERVAL = re.compile(r"\$\{__interval\}|\$__interval\b")
-
-
-def expand_interval(promql: str, window: Window) -> str:
-    """Replace `$__interval` and `${__interval}` with the window's length, e.g. '60s'."""
-    duration = format_prom_duration(window.seconds)
-    return _INTERVAL.sub(lambda _: duration, promql)
-
-
-_DURATION_LITERAL = re.compile(r"(?:\d+(?:ms|[smhdwy]))+|\d+(?:\.\d+)?")
-
-
-def range_selectors(promql: str) -> list[str]:
-    """The literal durations of range selectors and subqueries, e.g. ['1m', '5m'].
-
-    In `x[5m:1m]` only the range (5m) counts; `[$__interval]` is skipped since it
-    always equals the window. Brackets inside strings and comments are ignored.
-    """
-    found = []
-    for inside in _bracket_contents(promql):
-        duration = inside.split(":", 1)[0].strip()
-        if _DURATION_LITERAL.fullmatch(duration):
-            found.append(duration)
-    return found
-
-
-def _bracket_contents(promql: str) -> Iterator[str]:
-    i, n = 0, len(promql)
-    while i < n:
-        c = promql[i]
-        if c in "\"'`":
-            i = _end_of_string(promql, i)
-        elif c == "#":
-            newline = promql.find("\n", i)
-            i = n if newline < 0 else newline
-        elif c == "[":
-            close = promql.find("]", i)
-            if close < 0:
-                return
-            yield promql[i + 1 : close]
-            i = close
-        i += 1
-
-
-def _end_of_string(promql: str, start: int) -> int:
-    """Index of the quote closing the string literal opened at start."""
-    quote, i = promql[start], start + 1
-    while i < len(promql) and promql[i] != quote:
-        i += 2 if promql[i] == "\\" and quote != "`" else 1
-    return i
