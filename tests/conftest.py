@@ -1,5 +1,6 @@
-"""Shared fixtures: real Redis, a real Prometheus scraping a known exporter, an
-OpenMeter-compatible sink. See tests/support/ for the parts."""
+"""Shared fixtures: real Redis, a real Prometheus (and VictoriaMetrics) scraping a known
+exporter, an OpenMeter-compatible sink, a Redis Sentinel cluster, a TLS Redis and the local
+RabbitMQ. See tests/support/ for the parts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ if str(ROOT) not in sys.path:  # `from tests.support import ...` also under plai
     sys.path.insert(0, str(ROOT))
 
 from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # noqa: E402
+from tests.support.rabbitmq import AMQP_URL, RabbitVhost, amqp_answers  # noqa: E402
+from tests.support.redis_server import system_redis_binary  # noqa: E402
+from tests.support.sentinel import SentinelCluster  # noqa: E402
+from tests.support.tls_redis import TlsRedis  # noqa: E402
+from tests.support.victoria_metrics import VictoriaMetricsServer, find_victoria_metrics  # noqa: E402
 
 REDIS_BASE = os.environ.get("METERWORKER_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("METERWORKER_TEST_REDIS_DB", "13"))
@@ -73,3 +79,56 @@ def sink() -> OpenMeterSink:
     """A fresh OpenMeter-compatible ingest endpoint; `sink.url` is its base URL."""
     with OpenMeterSink() as s:
         yield s
+
+
+def _binary_or_skip(find, *args) -> str:
+    """The binary `find(*args)` names; the test skips (with bin/test's hint) when it is missing."""
+    try:
+        return find(*args)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def victoria_metrics(exporter: CounterExporter) -> VictoriaMetricsServer:
+    """A real single-node VictoriaMetrics scraping `exporter` every 1s, with its first scrape in
+    (query API at ``victoria_metrics.url``; see tests/support/victoria_metrics.py for its flags)."""
+    binary = _binary_or_skip(find_victoria_metrics)
+    with VictoriaMetricsServer([exporter.host_port], scrape_interval="1s", binary=binary) as vm:
+        vm.wait_for_scrape(timeout=30)
+        vm.wait_for("mw_active_sessions", timeout=30)
+        yield vm
+
+
+@pytest.fixture
+def sentinel_cluster() -> SentinelCluster:
+    """A fresh primary + replica + 3 sentinels (master name "mymaster", down after 1s)."""
+    _binary_or_skip(system_redis_binary, "redis-server")
+    _binary_or_skip(system_redis_binary, "redis-sentinel")
+    with SentinelCluster("mymaster") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def tls_redis() -> TlsRedis:
+    """A fresh TLS-only redis-server with an ACL user: ``tls_redis.url`` (rediss://user:pass@...),
+    ``tls_redis.ca_file``, ``tls_redis.redis_kwargs()``."""
+    _binary_or_skip(system_redis_binary, "redis-server")
+    with TlsRedis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """``amqp://guest:guest@127.0.0.1:5672//``, the machine's RabbitMQ (bin/test starts one)."""
+    if not amqp_answers():
+        pytest.skip("no AMQP broker answers on 127.0.0.1:5672 (bin/test starts the local rabbitmq-server)")
+    return AMQP_URL
+
+
+@pytest.fixture
+def rabbitmq_vhost(rabbitmq_url: str) -> RabbitVhost:
+    """A vhost of this test's own on the local RabbitMQ (``.url``, ``.name``), deleted after it;
+    without rabbitmqctl it is the default vhost (``.isolated`` False): name queues with ``.queue(name)``."""
+    with RabbitVhost() as vhost:
+        yield vhost

