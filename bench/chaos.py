@@ -74,7 +74,7 @@ if str(ROOT) not in sys.path:
 from meterworker.query.promql import expand_interval  # noqa: E402
 from meterworker.schedule.cron import parse_schedule  # noqa: E402
 from meterworker.schedule.windows import evaluation_time, window_for  # noqa: E402
-from meterworker.config.durations import parse_duration  # noqa: E402
+from meterworker.durations import parse_duration  # noqa: E402
 from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # noqa: E402
 from tests.support.mwproc import Proc, celery, meterworker  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402

@@ -8,7 +8,7 @@ import redis
 
 from meterworker.ops import health
 from meterworker import runtime
-from meterworker.config.durations import parse_duration
+from meterworker.durations import parse_duration
 from meterworker.redact import redact_url
 from meterworker.schedule.state import State
 from meterworker.cli.common import config_option, load

@@ -7,7 +7,7 @@ import redis
 
 from meterworker import runtime
 from meterworker.schedule.due import from_epoch
-from meterworker.config.durations import format_go_duration
+from meterworker.durations import format_go_duration
 from meterworker.redact import redact_url
 from meterworker.schedule.state import BeatLock
 from meterworker.cli.common import config_option, load

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from meterworker.config.durations import parse_duration
+from meterworker.durations import parse_duration
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:

@@ -6,7 +6,7 @@ import click
 
 from meterworker.cli.common import config_option, load as _load
 from meterworker.cli.group import main
-from meterworker.config.durations import format_go_duration, parse_duration
+from meterworker.durations import format_go_duration, parse_duration
 from meterworker.redact import redact_headers, redact_url
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BeforeValidator
 
-from meterworker.config.durations import parse_duration
+from meterworker.durations import parse_duration
 from meterworker.config.errors import describe
 from meterworker.redact import redact_url
 

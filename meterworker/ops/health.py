@@ -6,7 +6,7 @@ from datetime import datetime
 import redis
 
 from meterworker.schedule.due import from_epoch
-from meterworker.config.durations import format_go_duration
+from meterworker.durations import format_go_duration
 from meterworker.schedule.windows import window_for
 from meterworker.schedule.state import BeatLock
 

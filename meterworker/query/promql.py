@@ -3,7 +3,7 @@
 import re
 from collections.abc import Iterator
 
-from meterworker.config.durations import format_prom_duration
+from meterworker.durations import format_prom_duration
 from meterworker.schedule.windows import Window
 
 

@@ -5,6 +5,13 @@ A schedule is one of
 - a keyword: @yearly/@annually, @monthly, @weekly, @daily/@midnight, @hourly;
 - ``@every <Go duration>``, ticking whenever the Unix time is a multiple of the period.
 
+Cron expressions and keywords mean exactly what they mean to robfig/cron v3, the
+parser Redpanda Connect uses (meterworker.schedule.robfig), daylight-saving changes
+included. ``@every`` deliberately differs: robfig counts the period from when the
+process started (and rounds a period under 1s up to 1s, a fractional one down);
+meterworker aligns it to the Unix epoch and refuses periods that are not a whole
+number of seconds >= 1s, so that every worker agrees on the ticks.
+
 Ticks are whole seconds, aligned to the wall clock (never to process start), and
 returned as UTC datetimes. Cron forms are read in the schedule's time zone;
 ``@every`` ignores it. windows.py turns consecutive ticks into windows.
@@ -13,16 +20,14 @@ returned as UTC datetimes. Cron forms are read in the schedule's time zone;
 from __future__ import annotations
 
 import math
-import re
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
-from meterworker.config.durations import parse_duration
+from meterworker.durations import parse_duration
+from meterworker.schedule import robfig
+from meterworker.schedule.robfig import RobfigCron
 
 __all__ = ["Schedule", "parse_schedule"]
 
@@ -30,21 +35,6 @@ UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_SECOND = timedelta(seconds=1)
 MICROSECOND = timedelta(microseconds=1)
-# UTC offsets are probed this far apart; since 1970 no zone has kept an offset
-# for less than a week, so no change can hide between two probes.
-OFFSET_PROBE_STEP = timedelta(days=1)
-
-KEYWORDS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-FIELDS_5 = ("minute", "hour", "day-of-month", "month", "day-of-week")
-FIELDS_6 = ("second",) + FIELDS_5
 
 
 def utc(t: datetime) -> datetime:
@@ -128,116 +118,39 @@ class EverySchedule(Schedule):
 
 
 class CronSchedule(Schedule):
-    """A cron expression (seconds first when it has 6 fields) read in a time zone.
+    """A cron expression or @keyword, read and stepped as robfig/cron v3 does (the
+    parser of Redpanda Connect, the seed), in a time zone; see robfig.
 
-    An instant is a tick when the zone's wall clock then reads a time the cron
-    matches. When clocks go back, the repeated times tick in both passes (they are
-    different instants); when clocks go forward, the skipped times that match give
-    one tick at the instant of the change. croniter only ever sees wall-clock
-    times labelled UTC, so its own daylight-saving handling never comes into play.
+    The ticks are the instants robfig's Next returns, stepping the zone's wall clock as
+    Go does: a matching wall time that clocks skip when they go forward gives no tick
+    that day; one they repeat when they go back ticks in both passes.
     """
 
-    def __init__(self, expr: str, cron: str, tz: str = "UTC"):
+    def __init__(self, expr: str, cron: RobfigCron, tz: str = "UTC"):
         self.expr = expr
         self.tz = tz
         self.cron = cron
-        self.zone = ZoneInfo(tz)
-        # Parsing dominates croniter's cost, so one instance is reused, under a lock.
-        self._croniter = croniter(cron, EPOCH, second_at_beginning=True)
-        self._croniter_lock = threading.Lock()
-
-    # Both directions walk the runs of constant UTC offset. Within a run the wall
-    # clock is the instant plus the offset, so croniter's answer converts directly,
-    # unless the run ends first; then the search goes on in the next run.
 
     def next_after(self, t: datetime) -> datetime:
-        start = _floor_second(utc(t)) + ONE_SECOND
-        while True:
-            if self._is_gap_tick(start):
-                return start
-            offset = self._offset(start)
-            tick = self._wall_next(start + offset - ONE_SECOND) - offset
-            change = self._first_offset_change(start, tick, offset)
-            if change is None:
-                return tick
-            start = change
+        t = utc(t)
+        return self._found(self.cron.next_after(t), "within five years after", t)
 
     def prev_before(self, t: datetime) -> datetime:
-        last = _ceil_second(utc(t)) - ONE_SECOND
-        while True:
-            offset = self._offset(last)
-            tick = self._wall_prev(last + offset + ONE_SECOND) - offset
-            segment_start = self._offset_start(last, tick, offset)
-            if segment_start is None:
-                return tick
-            if self._is_gap_tick(segment_start):
-                return segment_start
-            last = segment_start - ONE_SECOND
+        t = utc(t)
+        return self._found(self.cron.prev_before(t), "before", t)
 
-    def _offset(self, instant: datetime) -> timedelta:
-        return instant.astimezone(self.zone).utcoffset()
+    def latest_at_or_before(self, t: datetime) -> datetime:
+        t = utc(t)
+        return self._found(self.cron.latest_at_or_before(t), "at or before", t)
 
-    def _is_gap_tick(self, instant: datetime) -> bool:
-        """Whether clocks jump forward at this instant over a time the cron matches."""
-        before, after = self._offset(instant - ONE_SECOND), self._offset(instant)
-        if after <= before:
-            return False
-        return self._wall_next(instant + before - ONE_SECOND) < instant + after
+    def is_tick(self, t: datetime) -> bool:
+        t = utc(t)
+        return t.microsecond == 0 and self.cron.next_after(t - ONE_SECOND) == t
 
-    def _first_offset_change(self, start: datetime, end: datetime, offset: timedelta) -> datetime | None:
-        """The first instant in (start, end] whose UTC offset is not `offset`."""
-        lo = start
-        while lo < end:
-            hi = min(lo + OFFSET_PROBE_STEP, end)
-            if self._offset(hi) != offset:
-                return _bisect(lo, hi, lambda x: self._offset(x) != offset)
-            lo = hi
-        return None
-
-    def _offset_start(self, last: datetime, floor: datetime, offset: timedelta) -> datetime | None:
-        """The first instant of the run of `offset` that ends at `last`, if it starts after floor."""
-        hi = last
-        while hi > floor:
-            lo = max(hi - OFFSET_PROBE_STEP, floor)
-            if self._offset(lo) != offset:
-                return _bisect(lo, hi, lambda x: self._offset(x) == offset)
-            hi = lo
-        return None
-
-    def _wall_next(self, wall: datetime) -> datetime:
-        return self._wall_step(wall, backwards=False)
-
-    def _wall_prev(self, wall: datetime) -> datetime:
-        return self._wall_step(wall, backwards=True)
-
-    def _wall_step(self, wall: datetime, backwards: bool) -> datetime:
-        try:
-            with self._croniter_lock:
-                if backwards:
-                    return self._croniter.get_prev(datetime, start_time=wall)
-                return self._croniter.get_next(datetime, start_time=wall)
-        except CroniterBadDateError:
-            direction = "before" if backwards else "after"
-            raise ValueError(f"{self.expr!r} matches no time {direction} {wall:%Y-%m-%d %H:%M:%S}") from None
-
-
-def _floor_second(t: datetime) -> datetime:
-    return t.replace(microsecond=0)
-
-
-def _ceil_second(t: datetime) -> datetime:
-    return _floor_second(t) + (ONE_SECOND if t.microsecond else timedelta(0))
-
-
-def _bisect(lo: datetime, hi: datetime, pred) -> datetime:
-    """The first whole second in (lo, hi] where pred holds, given not pred(lo) and pred(hi)."""
-    while hi - lo > ONE_SECOND:
-        mid = _floor_second(lo + (hi - lo) // 2)
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    def _found(self, tick: datetime | None, where: str, t: datetime) -> datetime:
+        if tick is None:
+            raise ValueError(f"{self.expr!r} matches no time {where} {t:%Y-%m-%d %H:%M:%S} UTC")
+        return tick
 
 
 def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
@@ -250,9 +163,10 @@ def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
     _check_zone(tz)
     if text.split()[0] == "@every":
         return EverySchedule(text, _every_period(text), tz)
-    if text.startswith("@"):
-        return CronSchedule(text, _keyword_cron(text), tz)
-    return CronSchedule(text, _cron_for_croniter(text), tz)
+    if text.startswith("@") and text not in robfig.DESCRIPTORS:
+        known = ", ".join(robfig.DESCRIPTORS) + ", @every <duration>"
+        raise ValueError(f"unknown schedule {text!r}; expected one of {known}")
+    return CronSchedule(text, _parse_cron(text, tz), tz)
 
 
 def _check_zone(tz: str) -> None:
@@ -270,6 +184,9 @@ def _every_period(text: str) -> int:
         seconds = parse_duration(parts[1].strip())
     except ValueError as e:
         raise ValueError(f"{text!r}: {e}") from None
+    if "d" in parts[1]:
+        # Go's time.ParseDuration, which robfig/cron uses here, stops at hours.
+        raise ValueError(f"{text!r}: unknown unit 'd' in a Go duration; write e.g. '24h'")
     whole = round(seconds)
     if whole < 1:
         raise ValueError(f"{text!r}: the period must be at least 1s")
@@ -278,63 +195,14 @@ def _every_period(text: str) -> int:
     return whole
 
 
-def _keyword_cron(text: str) -> str:
+def _parse_cron(text: str, tz: str) -> RobfigCron:
+    """The expression parsed as robfig/cron parses it, refusing one that never ticks."""
     try:
-        return KEYWORDS[text]
-    except KeyError:
-        known = ", ".join(KEYWORDS) + ", @every <duration>"
-        raise ValueError(f"unknown schedule {text!r}; expected one of {known}") from None
-
-
-def _cron_for_croniter(text: str) -> str:
-    """The expression croniter should run, after rejecting what is wrong with it."""
-    fields = text.split()
-    if len(fields) not in (5, 6):
-        raise ValueError(
-            f"invalid cron expression {text!r}: expected 6 fields (second minute hour "
-            f"day-of-month month day-of-week) or 5 (without the second), got {len(fields)}"
-        )
-    fields = [_single_value_ranges(value) for value in fields]
-    names = FIELDS_6 if len(fields) == 6 else FIELDS_5
-    for i, name in enumerate(names):
-        _check_field(text, fields, i, name)
-    cron = " ".join(fields)
-    try:
-        croniter(cron, EPOCH, second_at_beginning=True).get_next(datetime)
-    except CroniterBadDateError:
-        raise ValueError(f"invalid cron expression {text!r}: it matches no date") from None
+        cron = robfig.parse(text, tz)
+    except ValueError as e:
+        raise ValueError(f"invalid cron expression {text!r}: {e}") from None
+    if cron.next_after(EPOCH) is None:
+        raise ValueError(f"invalid cron expression {text!r}: it matches no date")
     return cron
 
 
-_RANGE = re.compile(r"(\w+)-(\w+)(/\d+)?")
-
-
-def _single_value_ranges(value: str) -> str:
-    """Write ranges like `5-5` and `5-5/2` as `5`: croniter reads them as a full wrap-around."""
-    items = []
-    for item in value.split(","):
-        m = _RANGE.fullmatch(item)
-        if m and m[1].lower() == m[2].lower():
-            item = m[1]
-        items.append(item)
-    return ",".join(items)
-
-
-# croniter's messages start by repeating the expression: "[61 * * * * *] is not acceptable, out of range".
-_CRONITER_NOISE = re.compile(r"^\[[^\]]*\]\s*(is not acceptable,?\s*)?")
-
-
-def _check_field(text: str, fields: list[str], i: int, name: str) -> None:
-    """Reject one bad field, naming it; croniter's own messages do not say which."""
-    value = fields[i]
-    if any(item[:1] in ("R", "r", "H", "h") for item in value.split(",")):
-        # croniter's random (R) and hashed (H) values would differ between processes.
-        raise ValueError(f"invalid cron expression {text!r}: {name} field {value!r}: R and H are not supported")
-    probe = ["*"] * len(fields)
-    probe[i] = value
-    try:
-        croniter(" ".join(probe), EPOCH, second_at_beginning=True)
-    except CroniterError as e:
-        detail = _CRONITER_NOISE.sub("", str(e))
-        reason = f"{name} field {value!r} is not valid" + (f" ({detail})" if detail else "")
-        raise ValueError(f"invalid cron expression {text!r}: {reason}") from None
