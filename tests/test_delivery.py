@@ -164,3 +164,12 @@ def test_each_call_reports_only_its_own_events():
     first = driver.deliver("t1", InProcessRecord.items([ev(1)], "q", 1), InProcessRecord())
     second = driver.deliver("t2", InProcessRecord.items([ev(2)], "q", 2), InProcessRecord())
     assert (first.complete, second.complete) == (False, True)
+
+
+def test_the_output_label_is_a_field_of_the_delivery_log_lines(caplog):
+    cfg = config()
+    cfg.output.label = "openmeter"
+    with caplog.at_level("INFO", logger="meterworker.delivery.driver"):
+        Driver(cfg, lambda b: Response(204, ""), Tally()).deliver("t", InProcessRecord.items([ev(1)], "q", 1),
+                                                                  InProcessRecord())
+    assert caplog.records and all(r.output == "openmeter" for r in caplog.records)
