@@ -26,7 +26,7 @@ STAGES = [
     ("send: checking delivered ids", lambda s, last: "undelivered" in s),
     ("send: posting (encode, HTTP)", lambda s, last: "Sender.post" in s),
     ("send: recording delivered", lambda s, last: "delivered_now" in s or "Outbox.finish" in s),
-    ("send: other (slots, task)", lambda s, last: "send (send_task" in s or "BatchSend" in s),
+    ("send: other (slots, task)", lambda s, last: "send (send_task" in s or "Driver.deliver" in s),
     ("celery: task overhead in the process running it", lambda s, last: "fast_trace_task" in s or "workloop" in s),
     ("celery: task events", lambda s, last: "EventDispatcher" in s),
     ("celery: consumer (messages, acks)", lambda s, last: "Consumer" in s or "asynloop" in s),

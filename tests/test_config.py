@@ -527,3 +527,22 @@ def test_error_messages_do_not_echo_url_passwords():
     data = minimal()
     data["output"]["http_client"]["url"] = "ftp://user:hunter2@host/x"
     assert "hunter2" not in the_problem(data)
+
+
+def test_drop_on_error_and_back_pressure():
+    data = minimal()
+    data["output"] = {"label": "openmeter", "drop_on": {"error": True},
+                      "output": {"http_client": data["output"]["http_client"]}}
+    c = parse_config(data, {}).config
+    assert (c.output.label, c.output.drop_on.error, c.output.drop_on.back_pressure) == ("openmeter", True, None)
+
+    data["output"]["drop_on"] = {"error": False, "back_pressure": "30s"}
+    assert parse_config(data, {}).config.output.drop_on.back_pressure == 30.0
+
+    data["output"]["drop_on"] = {"error": True, "back_pressure": "30s"}
+    [problem] = problems(data, {})
+    assert problem.startswith("output.drop_on.back_pressure: not supported with drop_on.error: true")
+    assert "remove back_pressure" in problem
+
+    data["output"]["drop_on"] = {"back_pressure": "soon"}
+    assert the_problem(data, {}).startswith("output.drop_on.back_pressure: invalid duration 'soon'")

@@ -58,10 +58,10 @@ def _progress(total, label):
 def _inline(rt, todo, print_only) -> int:
     from meterworker.query.evaluate import collect
     from meterworker.query.mapping import ResultTypeError
-    from meterworker.delivery.inline import InlineSender
+    from meterworker.delivery.records import CommandDelivery
     from meterworker.query.prometheus import PrometheusError
 
-    sender = None if print_only else InlineSender(rt)
+    sender = None if print_only else CommandDelivery(rt, store=_redis_answers(rt))
     failed = 0
     with _progress(len(todo), "ticks") as bar:
         for name, tick in todo:
@@ -77,12 +77,24 @@ def _inline(rt, todo, print_only) -> int:
                     for ev in got.result.events:
                         click.echo(json.dumps(ev, separators=(",", ":")))
                 else:
-                    failed += not sender.send(got.result.events, {"query": name, "tick": tick})
+                    failed += not sender.send(got.result.events, name, tick)
             bar.update(1)
     click.echo(f"backfill: {len(todo) - failed}/{len(todo)} ticks done", err=True)
     if sender:
         click.echo(sender.summary(), err=True)
     return failed
+
+
+def _redis_answers(rt) -> bool:
+    import redis
+
+    try:
+        rt.redis.ping()
+        return True
+    except redis.RedisError:
+        click.echo("warning: no Redis at the configured URL: delivered ids are not recorded nor checked, "
+                   "and undeliverable events are reported here instead of the dead-letter store", err=True)
+        return False
 
 
 def _dispatch(rt, todo) -> int:

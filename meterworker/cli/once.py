@@ -19,7 +19,7 @@ from meterworker.cli.group import main
 def once(config_path, at, send, loglevel):
     """Run every query for one tick in-process (no Redis); print the CloudEvents as JSON lines."""
     from meterworker.query.evaluate import collect
-    from meterworker.delivery.sender import Sender, deliver
+    from meterworker.delivery.records import CommandDelivery
     from meterworker.query.mapping import ResultTypeError
     from meterworker.query.prometheus import PrometheusClient, PrometheusError
 
@@ -29,7 +29,7 @@ def once(config_path, at, send, loglevel):
     at = at or datetime.now(timezone.utc)
     client = PrometheusClient(cfg.input.prometheus)
     failed = 0
-    all_events = []
+    results = []
     for q in cfg.queries:
         sched = rt.schedule_for(q)
         tick = sched.latest_at_or_before(at)
@@ -41,23 +41,10 @@ def once(config_path, at, send, loglevel):
             continue
         for ev in got.result.events:
             click.echo(json.dumps(ev, separators=(",", ":")))
-        all_events.extend(got.result.events)
-    if send and all_events:
-        sender = Sender(cfg.http)
-        from meterworker.query.evaluate import chunks
-
-        delivered = rejected = retry = 0
-        for batch in chunks(all_events, cfg.http.batching.count):
-            out = deliver(batch, sender.post, cfg.http.drop_on, cfg.error_patterns)
-            delivered += len(out.delivered)
-            retry += len(out.retry)
-            for rej in out.rejected:
-                rejected += len(rej.events)
-                click.echo(f"error: {len(rej.events)} events {rej.reason}: {rt.scrub(rej.body[:300])}", err=True)
-            if out.retry:
-                last = out.last
-                click.echo(f"error: {len(out.retry)} events not delivered: "
-                           f"{rt.scrub(last.error or f'HTTP {last.status} {last.body[:300]}')}", err=True)
-        click.echo(f"sent: {delivered} delivered, {rejected} rejected, {retry} not delivered", err=True)
-        failed += bool(rejected or retry)
+        results.append((q.name, int(tick.timestamp()), got.result.events))
+    if send and any(events for _, _, events in results):
+        sender = CommandDelivery(rt, store=False)
+        for name, tick, events in results:
+            failed += not sender.send(events, name, tick)
+        click.echo(sender.summary(), err=True)
     sys.exit(1 if failed else 0)

@@ -3,13 +3,11 @@ bloblang mapping, an `http_client` output) plus meterworker's own options."""
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from meterworker.config.types import (
     Duration, ExistingFile, HttpStatus, HttpUrl, Name, NonEmptyStr, PositiveDuration, RedisUrl, TimeZone,
 )
-
-
 
 
 class _Model(BaseModel):
@@ -153,11 +151,27 @@ class HttpClient(_Model):
 
 
 class DropOn(_Model):
-    """The seed's `drop_on` output wrapper."""
+    """The seed's `drop_on` output wrapper. What Redpanda Connect drops, meterworker dead-letters.
+
+    `error`: Redpanda drops what http_client gives up on (after its retries) instead of retrying it
+    forever; meterworker dead-letters it after `retries` either way, so both values are accepted.
+    `back_pressure`: with `error: false` Redpanda retries what waited that long, as meterworker's batches
+    keep waiting in Redis; with `error: true` it drops it, which meterworker refuses.
+    """
 
     error: bool = False
     error_patterns: list[str] = Field(default_factory=list)
-    back_pressure: str | None = None
+    back_pressure: PositiveDuration | None = None
+
+    @field_validator("back_pressure")
+    @classmethod
+    def _no_drop_for_back_pressure(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("error"):
+            raise ValueError(
+                "not supported with drop_on.error: true: it would drop events that wait longer than this for "
+                "the sink; meterworker does not give up on events because the sink is slow (batches wait in "
+                "Redis for a free max_in_flight slot, then retry and dead-letter as usual): remove back_pressure")
+        return value
 
 
 class NestedOutput(_Model):

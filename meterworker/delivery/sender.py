@@ -1,156 +1,21 @@
-"""Posting batches of CloudEvents to the metering service and sorting out what happened."""
+"""Posting batches of CloudEvents to the metering service (what the answers mean: verdicts.py)."""
 
 import http.client
-from http import HTTPStatus
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import orjson
 
 from meterworker.delivery import http11
 from meterworker.delivery.backoff import parse_retry_after
+from meterworker.delivery.verdicts import Response
 from meterworker.redact import redact_headers, redact_url
 
 log = logging.getLogger(__name__)
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 BODY_LIMIT = 2048
-
-
-@dataclass
-class Response:
-    status: int | None
-    body: str
-    retry_after: float | None = None
-    error: str | None = None
-
-
-@dataclass
-class Rejected:
-    events: list[dict[str, Any]]
-    status: int | None
-    body: str
-    reason: str
-
-
-@dataclass
-class Outcome:
-    delivered: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    retry: list[dict[str, Any]] = field(default_factory=list)
-    last: Response | None = None
-
-    @property
-    def retry_after(self) -> float | None:
-        return self.last.retry_after if self.last else None
-
-
-# Statuses that can be caused by some events of a batch: splitting the batch finds them.
-SPLIT_ON = (400, 413, 422)
-
-
-def _error_text(resp: Response) -> str:
-    try:
-        phrase = HTTPStatus(resp.status).phrase
-    except ValueError:
-        phrase = ""
-    return f"HTTP {resp.status} {phrase}: {resp.body}"
-
-
-def _matched_pattern(resp: Response, error_patterns: list[str]) -> str | None:
-    if resp.status is None:
-        return None
-    text = _error_text(resp)
-    return next((p for p in error_patterns if p in text), None)
-
-
-def classify(resp: Response, drop_on: list[int], error_patterns: list[str]) -> str:
-    """'ok', 'drop' (never retried) or 'retry'."""
-    if resp.status is not None and 200 <= resp.status < 300:
-        return "ok"
-    if resp.status in drop_on:
-        return "drop"
-    if _matched_pattern(resp, error_patterns) is not None:
-        return "drop"
-    if resp.status is None or resp.status == 429 or resp.status >= 500 or resp.status in (408, 425):
-        return "retry"
-    # Any other 4xx will not get better by itself: it waits in the dead-letter store.
-    return "drop"
-
-
-def describe(resp: Response) -> str:
-    """What went wrong, in a few words: 'HTTP 503 Service Unavailable' or the connection error."""
-    if resp.status is None:
-        return resp.error or "no response"
-    try:
-        return f"HTTP {resp.status} {HTTPStatus(resp.status).phrase}"
-    except ValueError:
-        return f"HTTP {resp.status}"
-
-
-def rejection_reason(resp: Response, error_patterns: list[str]) -> str:
-    pattern = _matched_pattern(resp, error_patterns)
-    if pattern is not None:
-        return f"rejected: the response ({describe(resp)}) matches error pattern {pattern!r}"
-    return f"rejected with {describe(resp)}"
-
-
-@dataclass
-class Step:
-    """One request and what it means for its events: 'ok', 'drop', 'retry', or 'split' (posted again in halves)."""
-
-    events: list[dict[str, Any]]
-    response: Response
-    verdict: str
-
-
-def attempt(
-    events: list[dict[str, Any]],
-    post: Callable[[list[dict[str, Any]]], Response],
-    drop_on: list[int],
-    error_patterns: list[str],
-) -> Iterator[Step]:
-    """Post `events` once, yielding each request's outcome as soon as it is known.
-
-    A batch refused with a status that some of its events may cause (400, 413, 422) is split in
-    halves until the refused events are alone, so that the others are delivered. A retryable
-    failure ends the attempt: its step holds every event not yet settled.
-    """
-    pending = [events] if events else []
-    while pending:
-        batch = pending.pop(0)
-        resp = post(batch)
-        verdict = classify(resp, drop_on, error_patterns)
-        if verdict == "retry":
-            yield Step(batch + [e for rest in pending for e in rest], resp, "retry")
-            return
-        if verdict == "drop" and len(batch) > 1 and resp.status in SPLIT_ON:
-            half = len(batch) // 2
-            pending[:0] = [batch[:half], batch[half:]]
-            verdict = "split"
-        yield Step(batch, resp, verdict)
-
-
-def deliver(
-    events: list[dict[str, Any]],
-    post: Callable[[list[dict[str, Any]]], Response],
-    drop_on: list[int],
-    error_patterns: list[str],
-) -> Outcome:
-    """Post `events` once and sort them into delivered, rejected and to be retried."""
-    out = Outcome()
-    for step in attempt(events, post, drop_on, error_patterns):
-        out.last = step.response
-        if step.verdict == "ok":
-            out.delivered.extend(step.events)
-        elif step.verdict == "retry":
-            out.retry.extend(step.events)
-        elif step.verdict == "drop":
-            resp = step.response
-            out.rejected.append(Rejected(step.events, resp.status, resp.body, rejection_reason(resp, error_patterns)))
-    return out
 
 
 def _log_level(name: str | None) -> int | None:

@@ -13,14 +13,38 @@ from celery import signals
 
 from meterworker import runtime
 from meterworker.app import app
-from meterworker.delivery.batch_send import BatchSend
 from meterworker.delivery.batching import sweep_interval
+from meterworker.delivery.driver import Driver
 from meterworker.delivery.outbox import Added, LeaseLost
+from meterworker.delivery.records import OutboxRecord
 from meterworker.delivery.sweeper import Sweeper
+from meterworker.ops import metrics
 
 log = logging.getLogger(__name__)
 
 SEND_TASK = "meterworker.send"
+
+
+class Metrics:
+    """The delivery driver's Observer in a worker: meterworker's Prometheus metrics."""
+
+    def posted(self, query, events):
+        metrics.batch_posted(query, events)
+
+    def responded(self, status):
+        metrics.http_response(status)
+
+    def sent(self, query, events):
+        metrics.events_sent(query, events)
+
+    def dead_lettered(self, query, events):
+        metrics.events_dead_lettered(query, events)
+
+    def skipped(self, query, events):
+        metrics.events_skipped(query, "already_delivered", events)
+
+    def retried(self, query):
+        metrics.retried("send", query)
 
 
 def enqueue_events(events: list[dict], meta: dict) -> Added:
@@ -65,6 +89,7 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
     """Post `batch_id` at generation `gen`, or new batches while they are ready; return how many events
     were delivered."""
     rt = runtime.current()
+    driver = Driver(rt.config, rt.sender.post, Metrics(), rt.scrub)
     delivered = 0
     deadline = time.monotonic() + DRAIN_SECONDS
     with rt.in_flight.held() as slot:
@@ -73,7 +98,8 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             if batch is None:
                 return delivered
             try:
-                delivered += BatchSend(rt, batch, slot).run()
+                record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon)
+                delivered += driver.deliver(f"batch {batch.id}", batch.items, record, {"batch_id": batch.id}).delivered
             except LeaseLost:
                 log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
                             batch.id, extra={"batch_id": batch.id})

@@ -18,7 +18,7 @@ from meterworker.ops.process_env import LOG_FORMAT_ENV
 
 QUERY_TASK = "meterworker.query"
 SEND_TASK = "meterworker.send"
-FIELDS = ("query", "tick", "task_id", "task", "batch_id")
+FIELDS = ("query", "tick", "task_id", "task", "batch_id", "output")
 
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("meterworker_log_context", default={})
 
