@@ -49,6 +49,7 @@ import json
 import math
 import os
 import random
+import re
 import select
 import shlex
 import signal
@@ -71,10 +72,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from meterworker.query.promql import expand_interval  # noqa: E402
-from meterworker.schedule.cron import parse_schedule  # noqa: E402
-from meterworker.schedule.windows import evaluation_time, window_for  # noqa: E402
-from meterworker.durations import parse_duration  # noqa: E402
 from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # noqa: E402
 from tests.support.mwproc import Proc, celery, meterworker  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
@@ -117,6 +114,58 @@ broker_transport_options = {{**broker_transport_options, "visibility_timeout": {
 
 def now() -> float:
     return time.time()
+
+
+# The oracle's own time arithmetic: nothing of meterworker's schedule or duration code, so that a bug
+# there cannot pass its own check.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def seconds_of(text: str) -> float:
+    """A Go duration such as '3s', '500ms' or '1m30s', in seconds."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+@dataclass(frozen=True)
+class EveryTicks:
+    """`@every Ns` as plain arithmetic: ticks t = k*N (Unix seconds); tick t bills (t-N-offset, t-offset]
+    evaluated at t-offset, with `$__interval` standing for N seconds."""
+
+    period: int
+    offset: float
+
+    @classmethod
+    def parse(cls, schedule: str, offset: str) -> "EveryTicks":
+        word, _, period = schedule.strip().partition(" ")
+        if word != "@every":
+            raise SystemExit(f"chaos: the oracle knows only '@every <duration>' schedules, not {schedule!r}")
+        seconds = seconds_of(period.strip())
+        if seconds < 1 or seconds != int(seconds):
+            raise SystemExit(f"chaos: the period must be a whole number of seconds, not {period!r}")
+        return cls(int(seconds), seconds_of(offset))
+
+    def first_after(self, t: float) -> int:
+        return (math.floor(t) // self.period + 1) * self.period
+
+    def last_at_or_before(self, t: float) -> int:
+        return math.floor(t) // self.period * self.period
+
+    def ticks(self, first: int, last: int) -> list[int]:
+        """The ticks in [first, last]."""
+        return list(range(-(-first // self.period) * self.period, last + 1, self.period))
+
+    def evaluated_at(self, tick: int) -> float:
+        return tick - self.offset
+
+    def window_start(self, tick: int) -> float:
+        return tick - self.period - self.offset
+
+    def promql(self, expr: str) -> str:
+        return expr.replace("${__interval}", f"{self.period}s").replace("$__interval", f"{self.period}s")
 
 
 def iso(t: float) -> str:
@@ -390,10 +439,8 @@ class Chaos:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.log = Log(self.workdir / "chaos.log")
         self.schedule_expr = args.schedule
-        self.schedule = parse_schedule(args.schedule)
-        upcoming = self.schedule.next_after(datetime.now(timezone.utc))
-        self.period = (self.schedule.next_after(upcoming) - upcoming).total_seconds()
-        self.offset = parse_duration(args.offset)
+        self.oracle = EveryTicks.parse(args.schedule, args.offset)
+        self.period = self.oracle.period
         self.customers = dict(list(CUSTOMERS.items())[:args.customers])
         self.usual_series = 2 * len(self.customers)  # requests + sessions
         self.faults: list[Fault] = []
@@ -437,7 +484,7 @@ class Chaos:
         self.wait(lambda: self.safe(lambda: self.r.get(self.lock_key)), 60, "a beat to hold the lock")
         self.t_start = now()
         self.log.t0 = self.t_start
-        self.first_tick = int(self.schedule.next_after(datetime.fromtimestamp(self.t_start, timezone.utc)).timestamp())
+        self.first_tick = self.oracle.first_after(self.t_start)
         log(f"beats started; {self.holder_name()} holds the lock; the first checked tick is {iso(self.first_tick)}")
 
     def write_config(self) -> Path:
@@ -511,7 +558,7 @@ class Chaos:
         if end > now():
             time.sleep(end - now())
         self.t_end = self.t_start + a.duration
-        self.last_tick = int(self.schedule.latest_at_or_before(datetime.fromtimestamp(self.t_end, timezone.utc)).timestamp())
+        self.last_tick = self.oracle.last_at_or_before(self.t_end)
 
     def restart_later(self, name: str, fault: Fault, lo: float = 2, hi: float = 8) -> None:
         delay = self.rng.uniform(lo, hi)
@@ -713,21 +760,17 @@ class Chaos:
                                 len([i for i in meant_to_fail if i not in dlq_ids and i not in by_id])}
 
         # What Prometheus says, after the run, for every tick from the first to the last.
-        ticks = [int(t.timestamp()) for t in self.schedule.ticks_between(
-            datetime.fromtimestamp(self.first_tick - 1, timezone.utc),
-            datetime.fromtimestamp(self.last_tick, timezone.utc))]
+        ticks = self.oracle.ticks(self.first_tick, self.last_tick)
         missing, mismatched, unexpected = [], [], []
         delays = []
         replayed = 0
         for q in QUERIES:
             stats = Counter()
             for tick in ticks:
-                t = datetime.fromtimestamp(tick, timezone.utc)
-                window = window_for(self.schedule, t, self.offset)
-                promql = expand_interval(q["promql"], window)
-                at = evaluation_time(t, self.offset).timestamp()
-                data = self.prometheus.query(promql, at)
-                start = window.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+                promql = self.oracle.promql(q["promql"])
+                data = self.prometheus.query(promql, self.oracle.evaluated_at(tick))
+                start = datetime.fromtimestamp(self.oracle.window_start(tick), timezone.utc).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ")
                 expected = {}
                 for s in data["result"]:
                     value = float(s["value"][1])

@@ -30,3 +30,16 @@ def test_a_short_chaos_run_bills_every_window_exactly_once(tmp_path):
     assert totals.get("missing", 0) == 0 and totals.get("mismatched", 0) == 0 and totals.get("unexpected", 0) == 0
     assert res["duplicates"]["unexplained"] == 0 and res["dead_letters"]["events"] == 0, report
     assert all(f["injected"] for f in res["faults"]) and len(res["faults"]) == 5, report
+
+
+def test_the_chaos_oracle_computes_windows_on_its_own():
+    from bench.chaos import EveryTicks
+
+    oracle = EveryTicks.parse("@every 5s", "3s")
+    assert oracle.ticks(1000, 1012) == [1000, 1005, 1010]
+    assert (oracle.first_after(1000), oracle.first_after(1004.9), oracle.last_at_or_before(1009.9)) == (1005, 1005, 1005)
+    assert (oracle.window_start(1005), oracle.evaluated_at(1005)) == (997, 1002)
+    assert oracle.promql("increase(x[$__interval]) / ${__interval}") == "increase(x[5s]) / 5s"
+    assert EveryTicks.parse("@every 1m30s", "500ms") == EveryTicks(90, 0.5)
+    source = (ROOT / "bench" / "chaos.py").read_text()
+    assert "meterworker.schedule" not in source and "meterworker.config" not in source

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 from collections import defaultdict
 from datetime import datetime
@@ -93,6 +94,7 @@ def test_run_delivers_every_tick_with_prometheus_values(tmp_path, prometheus, ex
     log = proc.output()
     assert TOKEN not in log
     assert "dispatched query requests" in log
+    assert "[queues]" in log and "celery beat v" in log  # --loglevel DEBUG: Celery's banners too
 
     # A backfill over the same ticks gives the same events: same ids, same values.
     # Tick = window start + window (2s) + query_offset (2s).
@@ -120,3 +122,31 @@ def test_run_starts_an_embedded_redis_when_none_is_configured(tmp_path, promethe
     assert (data_dir / "appendonlydir").exists() or list(data_dir.glob("*.aof"))
     assert not token_sink.duplicates()
     assert_values_match_prometheus(prometheus, token_sink.events)
+
+
+def test_run_greets_with_what_it_started_and_then_a_line_per_tick(tmp_path, prometheus, token_sink, redis_url):
+    cfg = write_config(tmp_path / "collector.yaml", prometheus.url, token_sink.url, QUERIES, redis_url=redis_url,
+                       http={"headers": {"Authorization": "Bearer ${SINK_TOKEN}"}})
+    proc = Proc(meterworker("run", "-c", str(cfg), "--query-concurrency", "3"), tmp_path / "run.log",
+                env={"SINK_TOKEN": TOKEN}, cwd=tmp_path)
+    try:
+        wait_until(lambda: proc.output().count("events queued") >= 4, 60, "4 completed ticks", proc)
+    finally:
+        status = proc.stop()
+    log = proc.output()
+    assert status == 0, log[-3000:]
+    greeting = log[:log.index("a line per completed tick follows")]
+    assert f"Redis at {redis_url}" in greeting
+    assert "beat: dispatching 2 queries" in greeting
+    assert "query worker: 3 processes; send worker: 2 processes" in greeting
+    for q in QUERIES:
+        assert re.search(rf"query {q['name']}: @every 2s, next tick \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d[02468]\+00:00",
+                         greeting), greeting
+    assert f"sink: {token_sink.url}/api/v1/events with Authorization: Bearer ****" in greeting
+    assert TOKEN not in log
+    assert len(greeting.splitlines()) <= 10, greeting
+    assert re.search(r"query (requests|sessions) tick \S+: \d+ events queued", log)
+    # Celery's banners, its start-up lines, its line per task and its root warning wait for --loglevel DEBUG.
+    for noise in ("[queues]", "celery beat v", "superuser privileges", "Connected to redis", " ready.",
+                  "Task meterworker.query[", "HTTP Request:", "dispatched query"):
+        assert noise not in log, (noise, log[-3000:])

@@ -8,9 +8,14 @@ import uuid
 import click
 
 from meterworker import runtime
-from meterworker.schedule.backfill import plan, report_key
+from meterworker.config.durations import format_go_duration, parse_duration
+from meterworker.config.models import PrometheusInput, Settings
+from meterworker.schedule.backfill import longest_tick, plan, read_report, report_key
 from meterworker.cli.common import TimeParam, config_option, load
 from meterworker.cli.group import main
+
+DEFAULT_ATTEMPTS = 5
+QUEUE_SLACK = 30.0  # seconds, on top of the longest tick: a worker picking the task up, a slow outbox write
 
 
 def _queries(cfg, names):
@@ -24,6 +29,37 @@ def _queries(cfg, names):
     return [q for q in cfg.queries if q.name in names]
 
 
+class DurationParam(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if seconds <= 0:
+            self.fail("must be more than 0s", param, ctx)
+        return seconds
+
+
+def _timeout(attempts: int, retry_period: float, max_backoff: float, prometheus_timeout: float) -> float:
+    return QUEUE_SLACK + longest_tick(attempts, retry_period, max_backoff, prometheus_timeout)
+
+
+def default_timeout(cfg, attempts: int) -> float:
+    """The longest a tick takes through its attempts (query_retry_period, query_max_backoff, the Prometheus
+    timeout), plus slack."""
+    settings = cfg.meterworker
+    return _timeout(attempts, settings.query_retry_period, settings.query_max_backoff, cfg.input.prometheus.timeout)
+
+
+_DEFAULTS_TIMEOUT = _timeout(DEFAULT_ATTEMPTS, Settings.model_fields["query_retry_period"].default,
+                             Settings.model_fields["query_max_backoff"].default,
+                             PrometheusInput.model_fields["timeout"].default)
+
+
 @main.command()
 @config_option
 @click.option("--from", "start", type=TimeParam(), required=True, help="First tick (inclusive).")
@@ -32,8 +68,18 @@ def _queries(cfg, names):
 @click.option("--inline", is_flag=True, help="Run in this process, without workers.")
 @click.option("--print", "print_only", is_flag=True,
               help="With --inline: print the events as JSON lines instead of sending them.")
-def backfill(config_path, start, end, names, inline, print_only):
-    """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids)."""
+@click.option("--attempts", type=click.IntRange(min=1), default=DEFAULT_ATTEMPTS, show_default=True,
+              help="Through the workers: attempts per tick before it is given up (live ticks retry until "
+                   "they succeed). A tick given up stays pending, with its error, in `status`.")
+@click.option("--timeout", type=DurationParam(),
+              help="Through the workers: stop waiting when no tick has completed for this long (e.g. 90s). "
+                   "Default: the longest one tick can take through its attempts, from meterworker."
+                   "query_retry_period, meterworker.query_max_backoff and input.prometheus.timeout, plus "
+                   f"{QUEUE_SLACK:g}s ({format_go_duration(_DEFAULTS_TIMEOUT)} with the defaults).")
+def backfill(config_path, start, end, names, inline, print_only, attempts, timeout):
+    """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids).
+
+    Exits 1 when a tick failed (its attempts, or the wait) and names each such tick."""
     cfg = load(config_path)
     if end < start:
         raise click.BadParameter("--to is before --from", param_hint="--to")
@@ -47,7 +93,7 @@ def backfill(config_path, start, end, names, inline, print_only):
     if inline:
         failed = _inline(rt, todo, print_only)
     else:
-        failed = _dispatch(rt, todo)
+        failed = _dispatch(rt, todo, attempts, timeout or default_timeout(cfg, attempts))
     sys.exit(1 if failed else 0)
 
 
@@ -97,7 +143,7 @@ def _redis_answers(rt) -> bool:
         return False
 
 
-def _dispatch(rt, todo) -> int:
+def _dispatch(rt, todo, attempts: int, timeout: float) -> int:
     from meterworker.app import app, use_runtime
     from meterworker.schedule.beat import send_query_task
 
@@ -108,22 +154,54 @@ def _dispatch(rt, todo) -> int:
     key = report_key(rt, uuid.uuid4().hex[:10])
 
     def send(name, args, queue, argsrepr):
-        app.send_task(name, args=args, kwargs={"report": key}, queue=queue, argsrepr=argsrepr, ignore_result=True)
+        app.send_task(name, args=args, kwargs={"report": key, "max_attempts": attempts}, queue=queue,
+                      argsrepr=argsrepr, ignore_result=True)
 
     for name, tick in todo:
         rt.state.mark_pending(name, tick)
         send_query_task(send, name, tick)
-    click.echo(f"backfill: dispatched {len(todo)} ticks to the query workers", err=True)
-    done = 0
-    with _progress(len(todo), "ticks done") as bar:
-        while done < len(todo):
-            now_done = rt.redis.scard(key)
-            bar.update(now_done - done)
-            done = now_done
-            time.sleep(0.5)
+    click.echo(f"backfill: dispatched {len(todo)} ticks to the query workers, {attempts} attempts each; "
+               f"waiting while they complete, at most {format_go_duration(timeout)} without progress", err=True)
+    finished = _wait(rt, key, len(todo), timeout)
     rt.redis.delete(key)
-    click.echo(f"backfill: {done}/{len(todo)} ticks done", err=True)
-    return 0
+    given_up = [(t, finished[t]) for t in todo if finished.get(t)]
+    unfinished = [t for t in todo if t not in finished]
+    for (name, tick), word in given_up:
+        click.echo(f"error: query {name} tick {_dt(tick).isoformat()}: gave up after {word['attempts']} attempts: "
+                   f"{word['error']}", err=True)
+    failures = {name: rt.state.query_status(name)["failure"] for name in {name for name, _ in unfinished}}
+    for name, tick in unfinished:
+        click.echo(f"error: query {name} tick {_dt(tick).isoformat()}: not completed, no tick finished for "
+                   f"{format_go_duration(timeout)}; {_last_failure(failures[name], tick)}", err=True)
+    done = len(todo) - len(given_up) - len(unfinished)
+    click.echo(f"backfill: {done}/{len(todo)} ticks done"
+               + (f", {len(given_up)} given up" if given_up else "")
+               + (f", {len(unfinished)} not completed" if unfinished else ""), err=True)
+    return len(given_up) + len(unfinished)
+
+
+def _wait(rt, key: str, total: int, timeout: float) -> dict:
+    """The report once every tick finished, or once none finished for `timeout` seconds."""
+    finished: dict = {}
+    last_progress = time.monotonic()
+    with _progress(total, "ticks done") as bar:
+        while len(finished) < total:
+            time.sleep(0.5)
+            now_finished = read_report(rt.redis, key)
+            if len(now_finished) > len(finished):
+                bar.update(len(now_finished) - len(finished))
+                finished, last_progress = now_finished, time.monotonic()
+            elif time.monotonic() - last_progress > timeout:
+                break
+    return finished
+
+
+def _last_failure(failure: dict | None, tick: int) -> str:
+    """What the query's failure record (as `status` shows it) says about this tick."""
+    if failure is None:
+        return "no attempt of the query failed (is a query worker running?)"
+    at = "this tick" if failure["tick"] == tick else f"tick {_dt(failure['tick']).isoformat()}"
+    return f"last failure of the query: attempt {failure['attempt']} at {at}: {failure['error']}"
 
 
 def _dt(tick):

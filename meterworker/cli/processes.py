@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -12,8 +13,14 @@ import click
 from meterworker import runtime
 from meterworker.cli.common import config_option, load as _load
 from meterworker.cli.group import main
-from meterworker.ops.process_env import for_child, process_options, run_options
-from meterworker.redact import redact_url
+from meterworker.config.durations import format_go_duration
+from meterworker.ops.process_env import QUIET_LIBRARIES_ENV, for_child, process_options, run_options
+from meterworker.redact import redact_headers, redact_url
+
+# What hides, below --loglevel DEBUG, what Celery says at start-up: its banners (-q) and its warning about
+# running as root (a warnings filter on its message; importing celery to name the category would slow start-up).
+QUIET_CELERY = ("-q",)
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 
 
 def _celery(*args: str) -> list[str]:
@@ -32,7 +39,9 @@ def _child_env(config_path: str, redis_url: str | None) -> dict:
 @config_option
 @click.option("--query-concurrency", default=2, show_default=True, help="Processes running queries.")
 @click.option("--send-concurrency", default=2, show_default=True, help="Processes sending batches.")
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True,
+              help="INFO: what was started, then a line per completed tick and meterworker's warnings. "
+                   "DEBUG adds Celery's banners, start-up and per-task lines and its warning about running as root.")
 @run_options
 def run(config_path, query_concurrency, send_concurrency, loglevel):
     """Beat, a query worker and a send worker on this machine (with an embedded Redis when none is configured)."""
@@ -44,19 +53,25 @@ def run(config_path, query_concurrency, send_concurrency, loglevel):
     if redis_url is None:
         embedded = EmbeddedRedis(cfg.meterworker.data_dir).start()
         redis_url = embedded.url
-        click.echo(f"meterworker: no Redis configured; started an embedded Redis at {redis_url} "
-                   f"keeping its data in {embedded.data_dir}", err=True)
+        redis_line = f"an embedded Redis at {redis_url}, keeping its data in {embedded.data_dir}"
     else:
-        click.echo(f"meterworker: using Redis at {redact_url(redis_url)}", err=True)
+        redis_line = f"Redis at {redact_url(redis_url)}"
     env = _child_env(config_path, redis_url)
+    debug = loglevel.upper() == "DEBUG"
+    quiet = () if debug else QUIET_CELERY
+    if not debug:
+        env[QUIET_LIBRARIES_ENV] = "1"
+        env["PYTHONWARNINGS"] = ",".join(filter(None, (env.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER)))
     commands = {
-        "query worker": _celery("worker", "-Q", "query", "-n", "query@%h", "-c", str(query_concurrency),
+        "query worker": _celery(*quiet, "worker", "-Q", "query", "-n", "query@%h", "-c", str(query_concurrency),
                                 "--loglevel", loglevel),
-        "send worker": _celery("worker", "-Q", "send", "-n", "send@%h", "-c", str(send_concurrency),
+        "send worker": _celery(*quiet, "worker", "-Q", "send", "-n", "send@%h", "-c", str(send_concurrency),
                                "--loglevel", loglevel),
-        "beat": _celery("beat", "--loglevel", loglevel),
+        "beat": _celery(*quiet, "beat", "--loglevel", loglevel),
     }
     procs = {name: subprocess.Popen(cmd, env=for_child(env, i)) for i, (name, cmd) in enumerate(commands.items())}
+    for line in greeting(cfg, redis_line, query_concurrency, send_concurrency, datetime.now(timezone.utc), debug):
+        click.echo(line, err=True)
     stopping = False
 
     def stop(*_):
@@ -86,6 +101,32 @@ def run(config_path, query_concurrency, send_concurrency, loglevel):
         if embedded:
             embedded.stop()
     sys.exit(status)
+
+
+def greeting(cfg, redis_line: str, query_concurrency: int, send_concurrency: int, now: datetime,
+             debug: bool) -> list[str]:
+    """What `run` started, in a few lines, secrets masked."""
+    offset = cfg.input.prometheus.query_offset
+    http = cfg.http
+    headers = redact_headers(http.headers)
+    lines = [
+        f"meterworker {cfg.meterworker.name}: started",
+        f"  redis: {redis_line}",
+        f"  beat: dispatching {len(cfg.queries)} {'query' if len(cfg.queries) == 1 else 'queries'} "
+        f"(one beat holds the lock at a time)",
+        f"  query worker: {query_concurrency} processes; send worker: {send_concurrency} processes",
+        f"  prometheus: {redact_url(str(cfg.input.prometheus.url))}, evaluated {format_go_duration(offset)} "
+        f"before each tick",
+    ]
+    rt = runtime.Runtime(cfg)
+    for q in cfg.queries:
+        schedule = rt.schedule_for(q)
+        lines.append(f"  query {q.name}: {cfg.schedule_for(q)}, next tick {schedule.next_after(now).isoformat()}")
+    lines.append(f"  sink: {redact_url(str(http.url))}"
+                 + (" with " + ", ".join(f"{k}: {v}" for k, v in headers.items()) if headers else ""))
+    lines.append("meterworker: a line per completed tick follows"
+                 + ("" if debug else "; --loglevel DEBUG shows Celery's own lines too"))
+    return lines
 
 
 def _exec_celery(config_path, args):

@@ -14,11 +14,14 @@ from datetime import datetime, timezone
 
 from celery import signals
 
-from meterworker.ops.process_env import LOG_FORMAT_ENV
+from meterworker.ops.process_env import LOG_FORMAT_ENV, QUIET_LIBRARIES_ENV
 
 QUERY_TASK = "meterworker.query"
 SEND_TASK = "meterworker.send"
 FIELDS = ("query", "tick", "task_id", "task", "batch_id", "output")
+# What $METERWORKER_QUIET_LIBRARIES keeps to warnings: start-up and per-task chatter, and the beat's line per
+# dispatch (the query task's line per completed tick says the same, later).
+QUIET_LOGGERS = ("celery", "kombu", "httpx", "httpcore", "meterworker.schedule.beat")
 
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("meterworker_log_context", default={})
 
@@ -106,6 +109,9 @@ def _use_formatter(logger=None, **_):
     fmt = formatter()
     for h in logging.getLogger().handlers + (logger.handlers if logger else []):
         h.setFormatter(fmt)
+    if os.environ.get(QUIET_LIBRARIES_ENV):
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @signals.task_prerun.connect

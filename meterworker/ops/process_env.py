@@ -13,6 +13,8 @@ METRICS_ADDR_ENV = "METERWORKER_METRICS_ADDR"
 LOG_FORMAT_ENV = "METERWORKER_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Set by `meterworker run` below --loglevel DEBUG: Celery's, kombu's and httpx' lines only from WARNING on.
+QUIET_LIBRARIES_ENV = "METERWORKER_QUIET_LIBRARIES"
 
 
 def _to_env(name: str):

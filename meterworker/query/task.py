@@ -8,6 +8,7 @@ from concurrent import futures
 from meterworker.app import app
 from meterworker.delivery.backoff import retry_delay
 from meterworker.query.evaluate import chunks, evaluate
+from meterworker.schedule.backfill import report_tick
 from meterworker.schedule.due import from_epoch
 from meterworker.query.mapping import ResultTypeError
 from meterworker.query.prometheus import PrometheusError
@@ -33,8 +34,11 @@ def _handover() -> futures.ThreadPoolExecutor:
 
 
 @app.task(name="meterworker.query", bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
-def run_query(self, query_name: str, tick: int, report: str | None = None) -> int:
-    """Evaluate one query at one tick and queue its events for sending. Retries until it succeeds."""
+def run_query(self, query_name: str, tick: int, report: str | None = None, max_attempts: int | None = None) -> int | None:
+    """Evaluate one query at one tick and queue its events for sending.
+
+    Retries until it succeeds, or (a backfill's ticks) gives up after `max_attempts` failed attempts and says
+    so in the backfill's `report`; the tick then stays pending with its failure, as `status` shows."""
     rt = runtime.current()
     query = rt.query(query_name)
     when = from_epoch(tick)
@@ -59,6 +63,14 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
         attempt = self.request.retries + 1
         message = rt.scrub(str(e))
         rt.state.record_failure(query_name, tick, message, attempt)
+        if max_attempts is not None and attempt >= max_attempts:
+            log.error("query %s tick %s failed (attempt %d of %d), giving up: %s",
+                      query_name, when.isoformat(), attempt, max_attempts, message)
+            if report:
+                pipe = rt.redis.pipeline()
+                report_tick(pipe, report, query_name, tick, message, attempt)
+                pipe.execute()
+            return None
         settings = rt.config.meterworker
         delay = retry_delay(attempt, settings.query_retry_period, settings.query_max_backoff)
         log.error("query %s tick %s failed (attempt %d), retrying in %.0fs: %s",
@@ -69,6 +81,8 @@ def run_query(self, query_name: str, tick: int, report: str | None = None) -> in
             futures.wait([handing])
     rt.state.complete(query_name, tick)
     if report:
-        rt.redis.pipeline().sadd(report, f"{query_name}:{tick}").expire(report, 7 * 86400).execute()
+        pipe = rt.redis.pipeline()
+        report_tick(pipe, report, query_name, tick)
+        pipe.execute()
     log.info("query %s tick %s: %d events queued", query_name, when.isoformat(), count)
     return count
