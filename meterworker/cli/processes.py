@@ -12,6 +12,7 @@ import click
 from meterworker import runtime
 from meterworker.cli.common import config_option, load as _load
 from meterworker.cli.group import main
+from meterworker.keys import QUERY_QUEUE, SEND_QUEUE
 from meterworker.ops.process_env import for_child, process_options, run_options
 from meterworker.redact import redact_url
 
@@ -50,9 +51,9 @@ def run(config_path, query_concurrency, send_concurrency, loglevel):
         click.echo(f"meterworker: using Redis at {redact_url(redis_url)}", err=True)
     env = _child_env(config_path, redis_url)
     commands = {
-        "query worker": _celery("worker", "-Q", "query", "-n", "query@%h", "-c", str(query_concurrency),
+        "query worker": _celery("worker", "-Q", QUERY_QUEUE, "-n", "query@%h", "-c", str(query_concurrency),
                                 "--loglevel", loglevel),
-        "send worker": _celery("worker", "-Q", "send", "-n", "send@%h", "-c", str(send_concurrency),
+        "send worker": _celery("worker", "-Q", SEND_QUEUE, "-n", "send@%h", "-c", str(send_concurrency),
                                "--loglevel", loglevel),
         "beat": _celery("beat", "--loglevel", loglevel),
     }

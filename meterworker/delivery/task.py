@@ -17,10 +17,9 @@ from meterworker.delivery.batch_send import BatchSend
 from meterworker.delivery.batching import sweep_interval
 from meterworker.delivery.outbox import Added, LeaseLost
 from meterworker.delivery.sweeper import Sweeper
+from meterworker.keys import SEND_QUEUE, SEND_TASK
 
 log = logging.getLogger(__name__)
-
-SEND_TASK = "meterworker.send"
 
 
 def enqueue_events(events: list[dict], meta: dict) -> Added:
@@ -90,7 +89,7 @@ _sweeper: Sweeper | None = None
 
 
 def _send_queue() -> str:
-    return (app.conf.task_routes or {}).get(SEND_TASK, {}).get("queue", "send")
+    return (app.conf.task_routes or {}).get(SEND_TASK, {}).get("queue", SEND_QUEUE)
 
 
 @signals.worker_ready.connect

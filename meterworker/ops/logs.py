@@ -14,10 +14,9 @@ from datetime import datetime, timezone
 
 from celery import signals
 
+from meterworker.keys import QUERY_TASK, SEND_TASK
 from meterworker.ops.process_env import LOG_FORMAT_ENV
 
-QUERY_TASK = "meterworker.query"
-SEND_TASK = "meterworker.send"
 FIELDS = ("query", "tick", "task_id", "task", "batch_id")
 
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("meterworker_log_context", default={})

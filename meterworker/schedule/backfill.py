@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from meterworker.keys import Keys
 from meterworker.schedule.due import to_epoch
 
 
@@ -17,4 +18,4 @@ def plan(rt, queries, start: datetime, end: datetime) -> list[tuple[str, int]]:
 
 
 def report_key(rt, run_id: str) -> str:
-    return rt.state.key("backfill", run_id)
+    return Keys(rt.collector).backfill_report(run_id)
