@@ -75,11 +75,6 @@ QUERY_QUEUE = "query"
 SEND_QUEUE = "send"
 QUEUES = (QUERY_QUEUE, SEND_QUEUE)
 
-TASK_ROUTES = {
-    QUERY_TASK: {"queue": QUERY_QUEUE},
-    SEND_TASK: {"queue": SEND_QUEUE},
-}
-
 
 class Keys:
     """The keys of one collector."""
