@@ -12,7 +12,8 @@ generation is no longer current finds nothing to do, so a redelivered Celery mes
 a batch go out twice.
 
 Events leave the outbox only in the same transaction that records them delivered (with their
-dedup marks) or dead-lettered. Times are Redis' clock, shared by every host.
+dedup marks) or dead-lettered. Times are Redis' clock, shared by every host. The scripts that do
+this are lua/outbox_*.lua; meterworker.keys documents the keys.
 """
 
 import time

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 disable_created_metrics()
 
-
 EVENTS_PRODUCED = Counter("meterworker_events_produced", "CloudEvents made from query results", ["query"])
 EVENTS_SENT = Counter("openmeter_events_sent", "CloudEvents accepted by the metering service", ["query"])
 EVENTS_DEAD_LETTERED = Counter("meterworker_events_dead_lettered", "CloudEvents put in the dead-letter store",
