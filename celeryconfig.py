@@ -4,6 +4,8 @@ The broker is taken from $METERWORKER_REDIS_URL, else from `meterworker.redis_ur
 collector config, else from broker_url below.
 """
 
+from meterworker.keys import QUERY_QUEUE, QUERY_TASK, SEND_QUEUE, SEND_TASK
+
 broker_url = "redis://127.0.0.1:6379/0"
 
 # Nothing is acknowledged before its work is done; a worker that dies mid-task has its
@@ -20,10 +22,10 @@ broker_transport_options = {"visibility_timeout": 3600}
 broker_connection_retry_on_startup = True
 
 task_routes = {
-    "meterworker.query": {"queue": "query"},
-    "meterworker.send": {"queue": "send"},
+    QUERY_TASK: {"queue": QUERY_QUEUE},
+    SEND_TASK: {"queue": SEND_QUEUE},
 }
-task_default_queue = "query"
+task_default_queue = QUERY_QUEUE
 task_ignore_result = True
 task_serializer = "json"
 accept_content = ["json"]

@@ -19,14 +19,25 @@ import resource
 import time
 from datetime import datetime, timezone
 from types import SimpleNamespace
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from meterworker.query.mapping import Skipped, map_series, series_of
+from meterworker.query.mapping import Skipped, check_result_type, map_series
 
 WINDOW = 60  # the benchmarks' schedule is @every 1m
+
+
+def series_of(data: dict) -> Iterator[tuple[dict[str, str], str]]:
+    """(labels, value text) of each series of an already parsed `data`."""
+    check_result_type(data.get("resultType"))
+    if data["resultType"] == "scalar":
+        yield {}, data["result"][1]
+        return
+    for s in data.get("result") or []:
+        yield s.get("metric") or {}, s["value"][1]
 
 
 class RawPoster:

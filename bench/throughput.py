@@ -34,7 +34,7 @@ def meterworker_run(mw: Meterworker, sink: Sink, n: int, timeout: float) -> dict
     t0 = time.time()
     mw.dispatch_tick(dataset.TICK)
     query_done = []
-    completed = mw.rt.state.key("completed", "q0")
+    completed = mw.rt.state.keys.completed("q0")
 
     def alive():
         mw.alive()

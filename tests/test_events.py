@@ -3,10 +3,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import orjson
 import pytest
 
 from meterworker.query.ids import event_id, rfc3339
-from meterworker.query.mapping import ResultTypeError, map_result
+from meterworker.query.mapping import MappedResult, ResultTypeError, map_series
+from meterworker.query.prometheus import parse_stream
 
 START = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
 END = datetime(2026, 11, 27, 10, 1, tzinfo=timezone.utc)
@@ -26,7 +28,12 @@ def vector(*series):
 
 
 def run(data, mapping=M(), query="api_calls"):
-    return map_result(data, collector="mw", query=query, mapping=mapping, start=START, end=END)
+    """`data` as Prometheus sends it, read and mapped as the query task does."""
+    got = parse_stream([orjson.dumps({"status": "success", "data": data})])
+    out = MappedResult()
+    out.events = list(map_series(got.series, scalar=got.result_type == "scalar", collector="mw", query=query,
+                                 mapping=mapping, start=START, end=END, skipped=out.skipped))
+    return out
 
 
 def test_one_cloudevent_per_series_with_the_seed_mapping():

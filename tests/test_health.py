@@ -5,7 +5,8 @@ import time
 
 import redis
 
-from meterworker.schedule.state import BeatLock, State
+from meterworker.schedule.beat_lock import BeatLock
+from meterworker.schedule.state import State
 from tests.support import free_port
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
 

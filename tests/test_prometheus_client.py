@@ -27,6 +27,12 @@ def ok(data):
     return httpx.Response(200, json={"status": "success", "data": data})
 
 
+def query(client, promql, at):
+    """What the query task reads of the response: its result type and series."""
+    with client.stream(promql, at) as got:
+        return {"resultType": got.result_type, "series": list(got.series)}
+
+
 def test_posts_the_query_at_the_evaluation_time_with_headers_and_auth():
     seen = {}
 
@@ -36,9 +42,9 @@ def test_posts_the_query_at_the_evaluation_time_with_headers_and_auth():
         seen["headers"] = request.headers
         return ok({"resultType": "vector", "result": []})
 
-    data = client(handler, headers={"X-Scope-OrgID": "tenant-1"}, basic_auth={"username": "u", "password": "p"}).query(
-        "sum(up)", AT)
-    assert data == {"resultType": "vector", "result": []}
+    data = query(client(handler, headers={"X-Scope-OrgID": "tenant-1"}, basic_auth={"username": "u", "password": "p"}),
+                 "sum(up)", AT)
+    assert data == {"resultType": "vector", "series": []}
     assert seen["url"] == "http://prom.test:9090/api/v1/query"
     assert seen["form"]["query"] == ["sum(up)"] and float(seen["form"]["time"][0]) == AT.timestamp()
     assert seen["headers"]["x-scope-orgid"] == "tenant-1"
@@ -52,7 +58,7 @@ def test_bearer_token():
         seen["auth"] = request.headers["authorization"]
         return ok({"resultType": "scalar", "result": [0, "1"]})
 
-    client(handler, bearer_token="tok").query("1", AT)
+    query(client(handler, bearer_token="tok"), "1", AT)
     assert seen["auth"] == "Bearer tok"
 
 
@@ -62,13 +68,13 @@ def test_prometheus_errors_carry_its_message():
                                          "error": "1:9: parse error: unclosed left parenthesis"})
 
     with pytest.raises(PrometheusError, match="bad_data.*unclosed left parenthesis") as e:
-        client(handler).query("sum(up", AT)
+        query(client(handler), "sum(up", AT)
     assert e.value.status == 400
 
 
 def test_a_non_prometheus_answer_is_named():
     with pytest.raises(PrometheusError, match="HTTP 502.*not a Prometheus API response"):
-        client(lambda r: httpx.Response(502, text="<html>bad gateway</html>")).query("up", AT)
+        query(client(lambda r: httpx.Response(502, text="<html>bad gateway</html>")), "up", AT)
 
 
 def test_unreachable_and_timeout():
@@ -79,9 +85,9 @@ def test_unreachable_and_timeout():
         raise httpx.ReadTimeout("timed out")
 
     with pytest.raises(PrometheusError, match="cannot reach http://prom.test:9090"):
-        client(refuse).query("up", AT)
+        query(client(refuse), "up", AT)
     with pytest.raises(PrometheusError, match="timed out after 30s"):
-        client(slow).query("up", AT)
+        query(client(slow), "up", AT)
 
 
 def test_tls_verification_is_on_unless_turned_off(tmp_path):

@@ -1,34 +1,62 @@
 import fakeredis
+import pytest
+import redis
 
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.delivery.dedup import Delivered
-from meterworker.schedule.state import BeatLock, State
+from meterworker.schedule.state import State
 
 
-def test_cursor_only_moves_forward():
-    s = State(fakeredis.FakeRedis(), "c")
-    s.advance_cursor("q", 120)
-    s.advance_cursor("q", 60)
-    assert s.cursor("q") == 120
+@pytest.fixture
+def r(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
-def test_a_tick_is_claimed_once():
-    s = State(fakeredis.FakeRedis(), "c")
-    assert s.claim("q", 60, 100) is True
-    assert s.claim("q", 60, 100) is False
-    assert s.claim("q", 120, 100) is True
+def test_cursors_only_move_forward(r):
+    s = State(r, "c")
+    assert s.cursors([]) == []
+    assert s.cursors(["q", "other"]) == [None, None]
+    s.advance_cursors([("q", 120), ("other", 60)])
+    s.advance_cursors([("q", 60), ("other", 180)])
+    assert s.cursors(["q", "other"]) == [120, 180]
+    assert r.get("meterworker:c:cursor:q") == b"120"
 
 
-def test_pending_until_completed():
-    s = State(fakeredis.FakeRedis(), "c")
+def test_a_tick_is_claimed_once(r):
+    s = State(r, "c")
+    assert s.claim_many([("q", 60), ("q", 120)], 100) == [True, True]
+    assert s.claim_many([("q", 60), ("q", 180), ("other", 60)], 100) == [False, True, True]
+    assert s.claim_many([], 100) == []
+    assert 0 < r.ttl("meterworker:c:claim:q:60") <= 100
+    assert s.query_status("q")["pending"] == [60, 120, 180]
+
+
+def test_pending_until_completed(r):
+    s = State(r, "c")
     s.mark_pending("q", 60)
     s.mark_pending("q", 120)
     s.record_failure("q", 60, "Prometheus down", 2)
     st = s.query_status("q")
     assert st["pending"] == [60, 120] and st["failure"]["error"] == "Prometheus down"
+    assert st["failure"]["tick"] == 60 and st["failure"]["attempt"] == 2
     s.complete("q", 60)
     st = s.query_status("q")
     assert st == {"last_completed": 60, "pending": [120], "failure": None}
+
+
+def test_completed_only_moves_forward(r):
+    s = State(r, "c")
+    s.complete("q", 120)
+    s.complete("q", 60)
+    assert s.query_status("q")["last_completed"] == 120
+
+
+def test_a_failure_of_a_tick_no_longer_pending_does_not_make_it_pending(r):
+    s = State(r, "c")
+    s.record_failure("q", 60, "late retry of a completed tick", 3)
+    assert s.query_status("q")["pending"] == []
 
 
 def test_delivered_ids_are_filtered():
@@ -37,16 +65,6 @@ def test_delivered_ids_are_filtered():
     s.mark(evs[:2], 3600)
     assert s.undelivered(evs) == [evs[2]]
     assert s.undelivered([{"id": "0", "source": "other"}]) == [{"id": "0", "source": "other"}]
-
-
-def test_beat_lock_has_one_holder_and_is_released():
-    r = fakeredis.FakeRedis()
-    a, b = BeatLock(r, "c", "a", 10), BeatLock(r, "c", "b", 10)
-    assert a.acquire() and not b.acquire()
-    assert a.acquire()
-    assert b.holder() == "a"
-    a.release()
-    assert b.acquire() and b.holder() == "b"
 
 
 def test_dead_letters_keep_everything_but_secrets():
@@ -60,20 +78,35 @@ def test_dead_letters_keep_everything_but_secrets():
     assert dl.purge() == 1 and dl.count() == 0
 
 
-def test_a_claimed_tick_is_pending_and_stalls_without_activity(monkeypatch):
+def test_a_claimed_tick_is_pending_and_stalls_without_activity(monkeypatch, r):
     import meterworker.schedule.state as state_mod
 
     clock = [1000.0]
     monkeypatch.setattr(state_mod.time, "time", lambda: clock[0])
-    s = State(fakeredis.FakeRedis(), "c")
-    assert s.claim("q", 60, 100)
+    s = State(r, "c")
+    assert s.claim_many([("q", 60)], 100) == [True]
     assert s.query_status("q")["pending"] == [60]
     clock[0] = 1050.0
-    assert s.stalled("q", idle=100) == []
+    assert s.stalled_many(["q"], idle=100) == [[]]
     s.record_failure("q", 60, "down", 1)  # an attempt is a sign of life
     clock[0] = 1120.0
-    assert s.stalled("q", idle=100) == []
+    assert s.stalled_many(["q"], idle=100) == [[]]
     clock[0] = 1151.0
-    assert s.stalled("q", idle=100) == [60]
+    assert s.stalled_many(["q", "other"], idle=100) == [[60], []]
+    s.mark_pending("q", 60)  # redispatched: a sign of life again
+    assert s.stalled_many(["q"], idle=100) == [[]]
     s.complete("q", 60)
-    assert s.stalled("q", idle=0) == []
+    assert s.stalled_many(["q"], idle=0) == [[]]
+
+
+def test_stalled_ticks_come_oldest_first(monkeypatch, r):
+    import meterworker.schedule.state as state_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(state_mod.time, "time", lambda: clock[0])
+    s = State(r, "c")
+    s.claim_many([("q", 180)], 100)
+    clock[0] = 1001.0
+    s.claim_many([("q", 60), ("q", 120)], 100)
+    clock[0] = 2000.0
+    assert s.stalled_many(["q"], idle=100) == [[60, 120, 180]]

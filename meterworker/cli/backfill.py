@@ -8,7 +8,7 @@ import uuid
 import click
 
 from meterworker import runtime
-from meterworker.config.durations import format_go_duration, parse_duration
+from meterworker.durations import format_go_duration, parse_duration
 from meterworker.config.models import PrometheusInput, Settings
 from meterworker.schedule.backfill import longest_tick, plan, read_report, report_key
 from meterworker.cli.common import TimeParam, config_option, load

@@ -13,7 +13,8 @@ import click
 from meterworker import runtime
 from meterworker.cli.common import config_option, load as _load
 from meterworker.cli.group import main
-from meterworker.config.durations import format_go_duration
+from meterworker.durations import format_go_duration
+from meterworker.keys import QUERY_QUEUE, SEND_QUEUE
 from meterworker.ops.process_env import QUIET_LIBRARIES_ENV, for_child, process_options, run_options
 from meterworker.redact import redact_headers, redact_url
 
@@ -63,9 +64,9 @@ def run(config_path, query_concurrency, send_concurrency, loglevel):
         env[QUIET_LIBRARIES_ENV] = "1"
         env["PYTHONWARNINGS"] = ",".join(filter(None, (env.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER)))
     commands = {
-        "query worker": _celery(*quiet, "worker", "-Q", "query", "-n", "query@%h", "-c", str(query_concurrency),
+        "query worker": _celery(*quiet, "worker", "-Q", QUERY_QUEUE, "-n", "query@%h", "-c", str(query_concurrency),
                                 "--loglevel", loglevel),
-        "send worker": _celery(*quiet, "worker", "-Q", "send", "-n", "send@%h", "-c", str(send_concurrency),
+        "send worker": _celery(*quiet, "worker", "-Q", SEND_QUEUE, "-n", "send@%h", "-c", str(send_concurrency),
                                "--loglevel", loglevel),
         "beat": _celery(*quiet, "beat", "--loglevel", loglevel),
     }

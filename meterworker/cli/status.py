@@ -9,11 +9,10 @@ from meterworker import runtime
 from meterworker.schedule.due import from_epoch
 from meterworker.durations import format_go_duration
 from meterworker.redact import redact_url
-from meterworker.schedule.state import BeatLock
+from meterworker.keys import QUEUES
+from meterworker.schedule import beat_lock
 from meterworker.cli.common import config_option, load
 from meterworker.cli.group import main
-
-QUEUES = ("query", "send")
 
 
 def _ago(tick: int | None, now: datetime) -> str:
@@ -34,7 +33,7 @@ def status(config_path):
         url = runtime.configured_redis_url(cfg) or runtime.DEFAULT_REDIS_URL
         raise click.ClickException(f"Redis at {redact_url(url)} does not answer: {rt.scrub(str(e))}")
     now = datetime.now(timezone.utc)
-    holder = BeatLock(rt.redis, rt.collector, "", cfg.meterworker.lock_timeout).holder()
+    holder = beat_lock.holder(rt.redis, rt.collector)
     click.echo(f"beat lock: {holder or 'no holder (no beat is dispatching)'}")
     click.echo("queues: " + ", ".join(f"{q} {rt.redis.llen(q)}" for q in QUEUES))
     box = rt.outbox.counts()

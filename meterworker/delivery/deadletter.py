@@ -7,14 +7,17 @@ from typing import Any, Callable
 
 import redis
 
+from meterworker.keys import Keys
+
 BODY_LIMIT = 2048
 
 
 class DeadLetters:
     def __init__(self, r: redis.Redis, collector: str, scrub: Callable[[str], str] = lambda s: s):
         self.r = r
-        self.entries = f"meterworker:{collector}:dlq"
-        self.index = f"meterworker:{collector}:dlq:index"
+        keys = Keys(collector)
+        self.entries = keys.dlq
+        self.index = keys.dlq_index
         self.scrub = scrub
 
     def build(

@@ -4,14 +4,16 @@ from typing import Iterable
 
 import redis
 
+from meterworker.keys import Keys
+
 
 class Delivered:
     def __init__(self, r: redis.Redis, collector: str):
         self.r = r
-        self.prefix = f"meterworker:{collector}:delivered"
+        self.keys = Keys(collector)
 
     def key(self, event: dict) -> str:
-        return f"{self.prefix}:{event['source']}:{event['id']}"
+        return self.keys.delivered(event["source"], event["id"])
 
     def undelivered(self, events: list[dict]) -> list[dict]:
         if not events:

@@ -12,18 +12,8 @@ from typing import Iterator
 import redis
 
 from meterworker.delivery.batching import still_fresh
-
-# KEYS: slots. ARGV: holder, limit, ttl. 1 when the holder has a slot (new or renewed).
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-  return 1
-end
-return 0
-"""
+from meterworker.keys import Keys
+from meterworker.scripts import register
 
 
 class Slot:
@@ -43,9 +33,9 @@ class Slot:
 class InFlightSlots:
     def __init__(self, r: redis.Redis, collector: str, limit: int, ttl: float, poll: float = 0.1):
         self.r = r
-        self.key = f"meterworker:{collector}:in-flight"
+        self.key = Keys(collector).in_flight
         self.limit, self.ttl, self.poll = limit, ttl, poll
-        self._acquire = r.register_script(_ACQUIRE)
+        self._acquire = register(r, __package__, "inflight_acquire.lua")
 
     def try_acquire(self, holder: str) -> bool:
         return bool(self._acquire(keys=[self.key], args=[holder, self.limit, self.ttl]))

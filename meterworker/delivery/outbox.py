@@ -12,7 +12,8 @@ generation is no longer current finds nothing to do, so a redelivered Celery mes
 a batch go out twice.
 
 Events leave the outbox only in the same transaction that records them delivered (with their
-dedup marks) or dead-lettered. Times are Redis' clock, shared by every host.
+dedup marks) or dead-lettered. Times are Redis' clock, shared by every host. The scripts that do
+this are lua/outbox_*.lua; meterworker.keys documents the keys.
 """
 
 import time
@@ -27,142 +28,8 @@ from meterworker.delivery.batching import full_batches_formed, overdue, still_fr
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.query.ids import compact_json
 from meterworker.delivery.dedup import Delivered
-
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-"""
-
-# KEYS: pending, queue, then the delivered mark of each event. ARGV: key and payload of each event.
-# Events neither delivered nor pending (nor twice in this call) are added; a few commands per 500
-# events (MGET, HMGET, HSET, ZADD), not three per event: calls from Lua cost more than the work.
-_ADD = _NOW + """
-local before = redis.call('ZCARD', KEYS[2])
-local n = #KEYS - 2
-local fields, members, seen = {}, {}, {}
-for c = 1, n, 500 do
-  local last = math.min(c + 499, n)
-  local marks = redis.call('MGET', unpack(KEYS, c + 2, last + 2))
-  local keys = {}
-  for i = c, last do keys[#keys + 1] = ARGV[2 * i - 1] end
-  local pending = redis.call('HMGET', KEYS[1], unpack(keys))
-  for j = 1, #keys do
-    local key = keys[j]
-    if not marks[j] and not pending[j] and not seen[key] then
-      seen[key] = true
-      fields[#fields + 1] = key
-      fields[#fields + 1] = ARGV[2 * (c + j - 1)]
-      members[#members + 1] = now
-      members[#members + 1] = key
-    end
-  end
-end
-for i = 1, #fields, 1000 do
-  redis.call('HSET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
-  redis.call('ZADD', KEYS[2], unpack(members, i, math.min(i + 999, #members)))
-end
-return {before, before + #fields / 2}
-"""
-
-# Returns {keys, payloads} of the batch's events, in chunks small enough for unpack().
-_MEMBERS = """
-local function payloads_of(keys)
-  local out = {}
-  for i = 1, #keys, 500 do
-    local got = redis.call('HMGET', KEYS_PENDING, unpack(keys, i, math.min(i + 499, #keys)))
-    for j = 1, #got do out[#out + 1] = got[j] end
-  end
-  return out
-end
-"""
-
-# KEYS: queue, pending, batches, batch, members. ARGV: count, period, lease, batch id.
-# Takes the oldest `count` events when that many wait, or fewer when the oldest waited `period`.
-_TAKE = _NOW + _MEMBERS.replace("KEYS_PENDING", "KEYS[2]") + """
-local size = redis.call('ZCARD', KEYS[1])
-if size == 0 then return false end
-if size < tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if now - tonumber(oldest[2]) < tonumber(ARGV[2]) then return false end
-end
-local keys = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-for i = 1, #keys, 500 do
-  local part = {unpack(keys, i, math.min(i + 499, #keys))}
-  redis.call('ZREM', KEYS[1], unpack(part))
-  redis.call('SADD', KEYS[5], unpack(part))
-end
-redis.call('HSET', KEYS[4], 'gen', 1, 'attempt', 1)
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
-return {1, 1, false, keys, payloads_of(keys)}
-"""
-
-# KEYS: batches, batch, members, pending. ARGV: batch id, generation, lease.
-_RESUME = _NOW + _MEMBERS.replace("KEYS_PENDING", "KEYS[4]") + """
-if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return false end
-local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-local keys = redis.call('SMEMBERS', KEYS[3])
-local payloads = payloads_of(keys)
-for j = 1, #keys do
-  if not payloads[j] then redis.call('SREM', KEYS[3], keys[j]) end  -- settled elsewhere: not ours to send
-end
-local meta = redis.call('HMGET', KEYS[2], 'attempt', 'first_failure')
-return {gen, meta[1], meta[2], keys, payloads}
-"""
-
-# KEYS: batches, batch. ARGV: batch id, lease. The new generation when the batch was due, else nil.
-_CLAIM = _NOW + """
-local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if (not deadline) or tonumber(deadline) > now then return false end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return false
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return redis.call('HINCRBY', KEYS[2], 'gen', 1)
-"""
-
-# KEYS: batches, batch. ARGV: batch id, generation, lease.
-_RENEW = _NOW + """
-if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-return 1
-"""
-
-# KEYS: batches, batch, members. ARGV: batch id, generation, retry delay, attempt, first failure.
-# 1: the batch is done and gone; 2: it waits for its retry; 0: another worker holds it now.
-_FINISH = _NOW + """
-if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return 0 end
-if redis.call('SCARD', KEYS[3]) == 0 then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 1
-end
-redis.call('HSET', KEYS[2], 'attempt', ARGV[4], 'first_failure', ARGV[5])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-return 2
-"""
-
-# KEYS: pending, members, batches, batch, then the delivered mark of each event. ARGV: ttl, batch id,
-# generation, then the key of each event. One command instead of a transaction of a SET per event: the
-# same atomicity, one reply. When that settled the batch's last events and the hand-out is current, the
-# batch is done too (what _FINISH does): 1, else 0.
-_DELIVERED = """
-for i = 5, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
-end
-for i = 4, #ARGV, 500 do
-  local part = {unpack(ARGV, i, math.min(i + 499, #ARGV))}
-  redis.call('HDEL', KEYS[1], unpack(part))
-  redis.call('SREM', KEYS[2], unpack(part))
-end
-if redis.call('HGET', KEYS[4], 'gen') == ARGV[3] and redis.call('SCARD', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[4], KEYS[2])
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  return 1
-end
-return 0
-"""
+from meterworker.keys import Keys
+from meterworker.scripts import register
 
 ADD_CHUNK = 500
 
@@ -214,22 +81,21 @@ class Outbox:
         self.delivered = delivered
         self.dead_letters = dead_letters
         self.count, self.period, self.lease = count, period, lease
-        p = f"meterworker:{collector}:outbox"
-        self.pending_key = f"{p}:pending"
-        self.queue_key = f"{p}:queue"
-        self.batches_key = f"{p}:batches"
-        self.batch_prefix = f"{p}:batch"
-        self.flush_marker = f"{p}:flush-requested"
-        self._add = r.register_script(_ADD)
-        self._take = r.register_script(_TAKE)
-        self._resume = r.register_script(_RESUME)
-        self._claim = r.register_script(_CLAIM)
-        self._renew = r.register_script(_RENEW)
-        self._finish = r.register_script(_FINISH)
-        self._delivered = r.register_script(_DELIVERED)
+        self.keys = keys = Keys(collector)
+        self.pending_key = keys.outbox_pending
+        self.queue_key = keys.outbox_queue
+        self.batches_key = keys.outbox_batches
+        self.flush_marker = keys.outbox_flush_requested
+        self._add = register(r, __package__, "outbox_add.lua")
+        self._take = register(r, __package__, "outbox_take.lua")
+        self._resume = register(r, __package__, "outbox_resume.lua")
+        self._claim = register(r, __package__, "outbox_claim.lua")
+        self._renew = register(r, __package__, "outbox_renew.lua")
+        self._finish = register(r, __package__, "outbox_finish.lua")
+        self._delivered = register(r, __package__, "outbox_delivered.lua")
 
     def _batch_keys(self, batch_id: str) -> tuple[str, str]:
-        return f"{self.batch_prefix}:{batch_id}", f"{self.batch_prefix}:{batch_id}:members"
+        return self.keys.outbox_batch(batch_id), self.keys.outbox_batch_members(batch_id)
 
     # --- the query side -----------------------------------------------------------------
 

@@ -19,10 +19,9 @@ from meterworker.delivery.outbox import Added, LeaseLost
 from meterworker.delivery.records import OutboxRecord
 from meterworker.delivery.sweeper import Sweeper
 from meterworker.ops import metrics
+from meterworker.keys import SEND_QUEUE, SEND_TASK
 
 log = logging.getLogger(__name__)
-
-SEND_TASK = "meterworker.send"
 
 
 class Metrics:
@@ -116,7 +115,7 @@ _sweeper: Sweeper | None = None
 
 
 def _send_queue() -> str:
-    return (app.conf.task_routes or {}).get(SEND_TASK, {}).get("queue", "send")
+    return (app.conf.task_routes or {}).get(SEND_TASK, {}).get("queue", SEND_QUEUE)
 
 
 @signals.worker_ready.connect

@@ -7,8 +7,9 @@ import redis
 
 from meterworker.schedule.due import from_epoch
 from meterworker.durations import format_go_duration
+from meterworker.keys import Keys
+from meterworker.schedule import beat_lock
 from meterworker.schedule.windows import window_for
-from meterworker.schedule.state import BeatLock
 
 CHECKS = ("redis", "beat", "ticks")
 GRACE = 60.0
@@ -30,10 +31,9 @@ def redis_answers(r: redis.Redis, where: str, scrub) -> Result:
 
 
 def beat_holds_lock(r: redis.Redis, collector: str) -> Result:
-    lock = BeatLock(r, collector, "", 1)
-    holder = lock.holder()
+    holder = beat_lock.holder(r, collector)
     if holder is None:
-        return Result("beat", False, f"no beat holds the lock ({lock.key}): nothing dispatches ticks")
+        return Result("beat", False, f"no beat holds the lock ({Keys(collector).beat_lock}): nothing dispatches ticks")
     return Result("beat", True, f"beat {holder} holds the lock")
 
 

@@ -14,10 +14,9 @@ from datetime import datetime, timezone
 
 from celery import signals
 
+from meterworker.keys import QUERY_TASK, SEND_TASK
 from meterworker.ops.process_env import LOG_FORMAT_ENV, QUIET_LIBRARIES_ENV
 
-QUERY_TASK = "meterworker.query"
-SEND_TASK = "meterworker.send"
 FIELDS = ("query", "tick", "task_id", "task", "batch_id", "output")
 # What $METERWORKER_QUIET_LIBRARIES keeps to warnings: start-up and per-task chatter, and the beat's line per
 # dispatch (the query task's line per completed tick says the same, later).

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
+from meterworker.keys import QUERY_TASK, QUEUES
 from meterworker.ops.process_env import METRICS_ADDR_ENV as ADDR_ENV, METRICS_PORT_ENV as PORT_ENV, MULTIPROC_ENV
 
 DEFAULT_ADDR = "0.0.0.0"
@@ -43,9 +44,6 @@ if os.environ.get(PORT_ENV):
 log = logging.getLogger(__name__)
 
 disable_created_metrics()
-
-QUERY_TASK = "meterworker.query"
-QUEUES = ("query", "send")
 
 EVENTS_PRODUCED = Counter("meterworker_events_produced", "CloudEvents made from query results", ["query"])
 EVENTS_SENT = Counter("openmeter_events_sent", "CloudEvents accepted by the metering service", ["query"])
@@ -130,7 +128,8 @@ class StateCollector:
 
     def collect(self):
         from meterworker.delivery.deadletter import DeadLetters
-        from meterworker.schedule.state import BeatLock, State
+        from meterworker.schedule import beat_lock
+        from meterworker.schedule.state import State
 
         collector = self.rt.collector
         up = GaugeMetricFamily("meterworker_redis_up", "1 when Redis answered this scrape", labels=["collector"])
@@ -152,7 +151,7 @@ class StateCollector:
                 if status["last_completed"] is not None:
                     completed.add_metric([collector, q.name], status["last_completed"])
             dlq.add_metric([collector], DeadLetters(self.r, collector).count())
-            lock.add_metric([collector], int(BeatLock(self.r, collector, "", 1).holder() is not None))
+            lock.add_metric([collector], int(beat_lock.holder(self.r, collector) is not None))
             for name in QUEUES:
                 queues.add_metric([name], self.r.llen(name))
         except redis.RedisError as e:

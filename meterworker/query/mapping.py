@@ -53,16 +53,6 @@ def check_result_type(result_type: str | None) -> None:
     raise ResultTypeError(f"the query returned a {result_type} result; only instant vectors and scalars can be billed")
 
 
-def series_of(data: dict[str, Any]) -> Iterator[tuple[dict[str, str], str]]:
-    """(labels, value text) of each series of an already parsed `data`."""
-    check_result_type(data.get("resultType"))
-    if data["resultType"] == "scalar":
-        yield {}, data["result"][1]
-        return
-    for s in data.get("result") or []:
-        yield s.get("metric") or {}, s["value"][1]
-
-
 def map_series(
     series: Iterable[tuple[dict[str, str], str]],
     *,
@@ -98,14 +88,3 @@ def map_series(
             "data": {"value": value, "metric": labels if keep is None else {k: v for k, v in labels.items() if k in keep}},
         }
 
-
-def map_result(
-    data: dict[str, Any], *, collector: str, query: str, mapping: MappingOptions, start: datetime, end: datetime
-) -> MappedResult:
-    """Map the `data` of a Prometheus instant query to one CloudEvent per series."""
-    out = MappedResult()
-    out.events = list(map_series(
-        series_of(data), scalar=data.get("resultType") == "scalar", collector=collector, query=query,
-        mapping=mapping, start=start, end=end, skipped=out.skipped,
-    ))
-    return out

@@ -8,7 +8,7 @@ import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import httpx
 import ijson
@@ -84,20 +84,6 @@ class PrometheusClient:
             )
         return PrometheusError(f"Prometheus {body.get('errorType', 'error')} (HTTP {status}): {body.get('error')}",
                                status)
-
-    def query(self, promql: str, at: datetime) -> dict[str, Any]:
-        """The `data` of POST /api/v1/query evaluated at `at`, parsed whole."""
-        try:
-            resp = self._client.post(f"{self._url}/api/v1/query", data=self._form(promql, at))
-        except httpx.HTTPError as e:
-            raise self._transport_error(e) from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            raise self._api_error(resp.status_code, resp.text)
-        return body["data"]
 
     @contextmanager
     def stream(self, promql: str, at: datetime) -> Iterator[StreamedResult]:

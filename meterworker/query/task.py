@@ -14,6 +14,7 @@ from meterworker.query.mapping import ResultTypeError
 from meterworker.query.prometheus import PrometheusError
 from meterworker import runtime
 from meterworker.delivery.task import enqueue_events
+from meterworker.keys import QUERY_TASK
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def _handover() -> futures.ThreadPoolExecutor:
     return _handover_pool[1]
 
 
-@app.task(name="meterworker.query", bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
+@app.task(name=QUERY_TASK, bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
 def run_query(self, query_name: str, tick: int, report: str | None = None, max_attempts: int | None = None) -> int | None:
     """Evaluate one query at one tick and queue its events for sending.
 

@@ -3,6 +3,7 @@
 import json
 from datetime import datetime, timedelta
 
+from meterworker.keys import Keys
 from meterworker.schedule.due import to_epoch
 
 REPORT_TTL = 7 * 86400
@@ -27,7 +28,7 @@ def longest_tick(attempts: int, retry_period: float, max_backoff: float, prometh
 
 
 def report_key(rt, run_id: str) -> str:
-    return rt.state.key("backfill", run_id)
+    return Keys(rt.collector).backfill_report(run_id)
 
 
 def report_tick(pipe, key: str, query: str, tick: int, error: str | None = None, attempts: int = 0) -> None:

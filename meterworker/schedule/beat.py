@@ -12,22 +12,20 @@ from celery.beat import Scheduler
 from kombu.exceptions import OperationalError
 
 from meterworker import runtime
+from meterworker.keys import QUERY_QUEUE, QUERY_TASK
 from meterworker.schedule.due import due_ticks, from_epoch, to_epoch
-from meterworker.schedule.state import BeatLock
+from meterworker.schedule.beat_lock import BeatLock
 
 log = logging.getLogger(__name__)
-
-QUERY_TASK = "meterworker.query"
 
 
 def dispatch_due(rt, send, now: datetime) -> datetime:
     """Dispatch every due tick of every query; return when the next tick is due.
 
-    What dispatch_tick does for one tick, for all queries at once: read the cursors, redispatch
-    stalled ticks, claim every due tick, send the claimed ones, advance the cursors, each step one
-    round trip to Redis for all queries. A beat that dies between two steps leaves what a beat dying
-    in dispatch_tick leaves: claimed ticks not sent are pending and go again after stall_timeout,
-    ticks sent with the cursor not advanced are due again and their claim refuses them.
+    Read the cursors, redispatch stalled ticks, claim every due tick, send the claimed ones, advance
+    the cursors, each step one round trip to Redis for all queries. A beat that dies between two
+    steps leaves claimed ticks not sent pending (they go again after stall_timeout), or ticks sent
+    with the cursor not advanced (due again, and their claim refuses them).
     """
     cfg = rt.config.meterworker
     queries = rt.config.queries
@@ -76,24 +74,8 @@ def dispatch_due_batched(app, rt, now: datetime) -> datetime:
             return dispatch_due(rt, send, now)
 
 
-def dispatch_tick(rt, send, query: str, tick: int) -> bool:
-    """Send the task for (query, tick) unless some beat or backfill already did."""
-    state = rt.state
-    claimed = state.claim(query, tick, rt.config.meterworker.catchup_horizon + 86400)
-    if claimed:
-        send_query_task(send, query, tick)
-        log.info("dispatched query %s tick %s", query, from_epoch(tick).isoformat())
-    state.advance_cursor(query, tick)
-    return claimed
-
-
 def send_query_task(send, query: str, tick: int) -> None:
-    send(QUERY_TASK, args=(query, tick), queue="query", argsrepr=f"(query={query}, tick={from_epoch(tick).isoformat()})")
-
-
-def redispatch_stalled(rt, send, query: str) -> list[int]:
-    """Pending ticks nobody has worked on for stall_timeout (a dispatcher died before sending them)."""
-    return redispatch(rt, send, query, rt.state.stalled(query, rt.config.meterworker.stall_timeout))
+    send(QUERY_TASK, args=(query, tick), queue=QUERY_QUEUE, argsrepr=f"(query={query}, tick={from_epoch(tick).isoformat()})")
 
 
 def redispatch(rt, send, query: str, ticks: list[int]) -> list[int]:

@@ -1,0 +1,32 @@
+-- Queue events that are neither delivered nor pending (nor twice in this call).
+-- KEYS: outbox pending, outbox queue, then the delivered mark of each event.
+-- ARGV: key and payload of each event, in turn.
+-- Returns {queue size before, queue size after}.
+-- A few commands per 500 events (MGET, HMGET, HSET, ZADD), not three per event: calls from Lua cost more
+-- than the work.
+-- include now.lua
+local before = redis.call('ZCARD', KEYS[2])
+local n = #KEYS - 2
+local fields, members, seen = {}, {}, {}
+for c = 1, n, 500 do
+  local last = math.min(c + 499, n)
+  local marks = redis.call('MGET', unpack(KEYS, c + 2, last + 2))
+  local keys = {}
+  for i = c, last do keys[#keys + 1] = ARGV[2 * i - 1] end
+  local pending = redis.call('HMGET', KEYS[1], unpack(keys))
+  for j = 1, #keys do
+    local key = keys[j]
+    if not marks[j] and not pending[j] and not seen[key] then
+      seen[key] = true
+      fields[#fields + 1] = key
+      fields[#fields + 1] = ARGV[2 * (c + j - 1)]
+      members[#members + 1] = now
+      members[#members + 1] = key
+    end
+  end
+end
+for i = 1, #fields, 1000 do
+  redis.call('HSET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
+  redis.call('ZADD', KEYS[2], unpack(members, i, math.min(i + 999, #members)))
+end
+return {before, before + #fields / 2}

@@ -1,0 +1,118 @@
+"""Every name meterworker uses in Redis and Celery: its keys, task names and queue names.
+
+Keys are built here and nowhere else. They must stay byte-identical from release to release: a
+Redis written by one release is read by the next. `{c}` is the collector name
+(`meterworker.name`), `{q}` a query name, `{tick}` a tick in Unix seconds.
+
+Tick state (meterworker.schedule.state)
+
+  meterworker:{c}:cursor:{q}              string  the newest tick beat dispatched (or found claimed).
+                                                  Beat writes it (only ever forward). Kept forever.
+  meterworker:{c}:claim:{q}:{tick}        string  "1": the tick was dispatched once. Beat writes it (SET NX).
+                                                  TTL catchup_horizon + 1 day.
+  meterworker:{c}:pending:{q}             zset    tick -> time of its last sign of life (dispatch, attempt).
+                                                  Beat and backfill add ticks; query workers refresh them on a
+                                                  failed attempt and remove them when completed. A member lives
+                                                  until its tick completes; beat dispatches it again after
+                                                  stall_timeout without a sign of life.
+  meterworker:{c}:failure:{q}             string  JSON {tick, error, attempt, at} of the last failed attempt.
+                                                  Query workers write it; deleted when a tick of q completes.
+  meterworker:{c}:completed:{q}           string  the newest tick completed. Query workers write it (only ever
+                                                  forward). Kept forever.
+  meterworker:{c}:backfill:{run}          set     "{q}:{tick}" of each tick of a `backfill` run done so far.
+                                                  Query workers add to it; TTL 7 days from the last addition,
+                                                  deleted by the backfill command when the run is done.
+
+The beat lock (meterworker.schedule.beat_lock)
+
+  meterworker:{c}:beat-lock               string  the id ("host:pid:random") of the active beat. Beat writes it
+                                                  (redis-py Lock). TTL lock_timeout, renewed by the holder
+                                                  every lock_timeout / 3; deleted when that beat stops.
+
+The outbox (meterworker.delivery.outbox)
+
+  meterworker:{c}:outbox:pending          hash    event key -> JSON {event, query, tick} of each pending event.
+                                                  Query workers (and `dlq replay`) add; send workers remove an
+                                                  event when it is delivered or dead-lettered.
+  meterworker:{c}:outbox:queue            zset    event key -> time added, of pending events in no batch.
+                                                  Query workers add; send workers move them into a batch.
+  meterworker:{c}:outbox:batches          zset    batch id -> lease deadline (or retry time) of each batch.
+                                                  Send workers write it; a member lives until its batch is done.
+  meterworker:{c}:outbox:batch:{id}       hash    gen, attempt, first_failure of a batch. Send workers write it;
+                                                  deleted when nothing of the batch is pending.
+  meterworker:{c}:outbox:batch:{id}:members
+                                          set     event keys of the batch. Same writers and lifetime.
+  meterworker:{c}:outbox:flush-requested  string  "1": one send worker asked for a flush. Sweepers write it
+                                                  (SET NX). TTL batching.period.
+
+Delivery (meterworker.delivery.dedup, inflight, deadletter)
+
+  meterworker:{c}:delivered:{source}:{id} string  "1": the event was accepted by the sink. Send workers write it.
+                                                  TTL dedup_horizon.
+  meterworker:{c}:in-flight               zset    holder id -> expiry of each request slot (max_in_flight).
+                                                  Send workers write it; a slot is removed after its request,
+                                                  or expires after the batch lease.
+  meterworker:{c}:dlq                     hash    entry id -> JSON entry (events, reason, status, body, ...).
+                                                  Send workers write it; kept until `dlq replay` or `dlq purge`.
+  meterworker:{c}:dlq:index               zset    entry id -> time of the last failure. Same writers and lifetime.
+
+Celery's own (written by kombu, the broker transport, not by meterworker's code)
+
+  query, send                             list    task messages waiting, one list per queue (QUEUES). Beat and
+                                                  backfill push to `query`, query workers to `send`; workers pop.
+  unacked, unacked_index, unacked_mutex   hash, zset, string
+                                                  messages taken by a worker and not yet acknowledged; given to
+                                                  another worker after broker_transport_options.visibility_timeout.
+  _kombu.binding.*                        set     exchange bindings of the queues. Kept forever.
+  {uuid}.reply.celery.pidbox              list    replies to a remote control command (`backfill`'s ping of
+                                                  the workers). Expire after a few seconds.
+"""
+
+QUERY_TASK = "meterworker.query"
+SEND_TASK = "meterworker.send"
+
+QUERY_QUEUE = "query"
+SEND_QUEUE = "send"
+QUEUES = (QUERY_QUEUE, SEND_QUEUE)
+
+
+class Keys:
+    """The keys of one collector."""
+
+    def __init__(self, collector: str):
+        self.prefix = p = f"meterworker:{collector}"
+        self.beat_lock = f"{p}:beat-lock"
+        self.outbox_pending = f"{p}:outbox:pending"
+        self.outbox_queue = f"{p}:outbox:queue"
+        self.outbox_batches = f"{p}:outbox:batches"
+        self.outbox_flush_requested = f"{p}:outbox:flush-requested"
+        self.in_flight = f"{p}:in-flight"
+        self.dlq = f"{p}:dlq"
+        self.dlq_index = f"{p}:dlq:index"
+
+    def cursor(self, query: str) -> str:
+        return f"{self.prefix}:cursor:{query}"
+
+    def claim(self, query: str, tick: int) -> str:
+        return f"{self.prefix}:claim:{query}:{tick}"
+
+    def pending(self, query: str) -> str:
+        return f"{self.prefix}:pending:{query}"
+
+    def failure(self, query: str) -> str:
+        return f"{self.prefix}:failure:{query}"
+
+    def completed(self, query: str) -> str:
+        return f"{self.prefix}:completed:{query}"
+
+    def backfill_report(self, run_id: str) -> str:
+        return f"{self.prefix}:backfill:{run_id}"
+
+    def outbox_batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:outbox:batch:{batch_id}"
+
+    def outbox_batch_members(self, batch_id: str) -> str:
+        return f"{self.prefix}:outbox:batch:{batch_id}:members"
+
+    def delivered(self, source: str, event_id: str) -> str:
+        return f"{self.prefix}:delivered:{source}:{event_id}"
