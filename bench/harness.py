@@ -278,13 +278,14 @@ class Meterworker:
 
     def __init__(self, workdir: Path, config: Path, redis_url: str, rss: RssPoller, *, concurrency: int = 2,
                  loglevel: str = "WARNING", profile: str | None = None, task_events: bool = True,
-                 pool: str = "prefork"):
+                 pool: str = "prefork", http: str = "transport"):
         """`concurrency` worker processes: one Celery worker with a prefork pool of that many (its main
         process, which takes the messages, is one more), or (pool "solo") that many Celery workers that
-        run their tasks in their own process."""
+        run their tasks in their own process. `http`: "transport" (meterworker as it is: the Sender on
+        http11.Transport) or "httpx" (the Sender on httpx's own transport, bench/plain_httpx.py)."""
         self.workdir, self.config, self.redis_url, self.rss = workdir, config, redis_url, rss
         self.concurrency, self.loglevel, self.profile = concurrency, loglevel, profile
-        self.task_events, self.pool = task_events, pool
+        self.task_events, self.pool, self.http = task_events, pool, http
         self.profilers: list[Proc] = []
         os.environ["METERWORKER_CONFIG"] = str(config)
         os.environ["METERWORKER_REDIS_URL"] = redis_url
@@ -305,8 +306,11 @@ class Meterworker:
             self._start_one("worker", ["--concurrency", str(self.concurrency)])
 
     def _start_one(self, name: str, pool_args: list[str]) -> Proc:
-        cmd = [sys.executable, "-m", "meterworker.cli", "worker", "-c", str(self.config), "-Q", "query,send",
-               *pool_args, "-n", f"{name}@%h", "--loglevel", self.loglevel]
+        # bench.plain_httpx runs Celery itself, as `meterworker worker` does, on $METERWORKER_CONFIG.
+        start = ["bench.plain_httpx", "worker"] if self.http == "httpx" else \
+            ["meterworker.cli", "worker", "-c", str(self.config)]
+        cmd = [sys.executable, "-m", *start, "-Q", "query,send", *pool_args, "-n", f"{name}@%h",
+               "--loglevel", self.loglevel]
         if not self.task_events:
             # The worker runs in workdir, where this celeryconfig shadows the project's: the same, less events.
             (self.workdir / "celeryconfig.py").write_text(
@@ -315,7 +319,10 @@ class Meterworker:
                 "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\n"
                 "globals().update({k: v for k, v in vars(m).items() if not k.startswith('_')})\n"
                 "worker_send_task_events = False\ntask_send_sent_event = False\n")
-        proc = Proc(name, cmd, self.workdir, env={"PROMETHEUS_MULTIPROC_DIR": ""})
+        env = {"PROMETHEUS_MULTIPROC_DIR": ""}
+        if self.http == "httpx":
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        proc = Proc(name, cmd, self.workdir, env=env)
         self.procs.append(proc)
         self.rss.watch(proc.pid, name)
         want = f"{name}@"

@@ -70,11 +70,19 @@ def baseline_run(wd, rss, prom_url: str, sink: Sink, concurrency: int) -> dict:
             "requests": stats["requests"], "cpu": cpu}
 
 
+HTTP_CHOICES = {"transport": ("transport",), "httpx": ("httpx",), "both": ("transport", "httpx")}
+HTTP_HELP = ("the send workers' HTTP client: transport (meterworker's http11.Transport, as deployed), httpx "
+             "(httpx's own transport), or both, alternating in every run (the worker restarted for each)")
+
+
 def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, timeout: float | None = None,
-            profile: str | None = None, pool: str = "prefork") -> dict:
+            profile: str | None = None, pool: str = "prefork", http: str = "transport") -> dict:
     timeout = timeout or max(60.0, series / 1000)
     rss = RssPoller().start()
-    results = {"series": series, "runs": [], "concurrency": concurrency, "pool": pool}
+    variants = HTTP_CHOICES[http]
+    # The first variant's figures are a run's "meterworker" (and "ratio"); another's "meterworker_httpx".
+    keys = {v: "meterworker" if n == 0 else f"meterworker_{v}" for n, v in enumerate(variants)}
+    results = {"series": series, "runs": [], "concurrency": concurrency, "pool": pool, "http": http}
     with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
             prometheus_on_blocks(wd, series) as (prom_url, prom_proc):
         sink = Sink(wd)
@@ -82,24 +90,33 @@ def measure(series: int, runs: int, concurrency: int, *, keep: bool = False, tim
         rss.watch(prom_proc.pid, "prometheus")
         rss.watch(sink.proc.pid, "sink")
         cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url, [{"name": "q0", "promql": PROMQL}])
-        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, pool=pool)
+        workers = {v: Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, pool=pool,
+                                  http=v) for v in variants}
+        running = None
         try:
-            mw.start()
             for i in range(runs):
-                order = ("baseline", "meterworker") if i % 2 == 0 else ("meterworker", "baseline")
+                order = ["baseline", *variants] if i % 2 == 0 else [*reversed(variants), "baseline"]
                 run = {}
                 for who in order:
                     if who == "baseline":
                         run["baseline"] = baseline_run(wd, rss, prom_url, sink, concurrency)
                     else:
-                        run["meterworker"] = meterworker_run(mw, sink, series, timeout)
+                        if running is not workers[who]:
+                            if running is not None:
+                                running.stop()
+                            running = workers[who]
+                            running.start()
+                        run[keys[who]] = meterworker_run(running, sink, series, timeout)
                     time.sleep(0.5)
-                run["ratio"] = run["meterworker"]["seconds"] / run["baseline"]["seconds"]
-                log(f"run {i + 1}/{runs}: meterworker {run['meterworker']['seconds']:.2f}s, "
-                    f"baseline {run['baseline']['seconds']:.2f}s, ratio {run['ratio']:.2f}")
+                for v in variants:
+                    run[keys[v].replace("meterworker", "ratio")] = run[keys[v]]["seconds"] / run["baseline"]["seconds"]
+                log(f"run {i + 1}/{runs}: " + ", ".join(
+                    f"meterworker ({v}) {run[keys[v]]['seconds']:.2f}s" for v in variants)
+                    + f", baseline {run['baseline']['seconds']:.2f}s")
                 results["runs"].append(run)
         finally:
-            mw.stop()
+            if running is not None:
+                running.stop()
             sink.stop()
             rss.stop()
     results["rss_mb"] = rss.snapshot()
@@ -139,6 +156,36 @@ def print_cpu(runs: list[dict]) -> None:
         print(f"| all, {who} run | " + (f"{total:.2f} | |" if who == "meterworker" else f"| {total:.2f} |"))
 
 
+def _worker_cpu(m: dict) -> float:
+    return sum(v for k, v in m.get("cpu", {}).items() if k.startswith("worker"))
+
+
+def print_http_comparison(runs: list[dict]) -> None:
+    """meterworker with http11.Transport beside meterworker with httpx's own transport, run by run."""
+    print("\nThe send workers' HTTP client, in the same runs: http11.Transport (as deployed) and httpx's own:\n")
+    print("| run | transport s | httpx s | transport worker CPU s | httpx worker CPU s | requests (transport / httpx) |")
+    print("|---|---|---|---|---|---|")
+    for i, x in enumerate(runs, 1):
+        t, h = x["meterworker"], x["meterworker_httpx"]
+        print(f"| {i} | {t['seconds']:.2f} | {h['seconds']:.2f} | {_worker_cpu(t):.2f} | {_worker_cpu(h):.2f} "
+              f"| {t['requests']} / {h['requests']} |")
+    series = runs[0]["meterworker"]["events"]
+    ts, hs = median([x["meterworker"]["seconds"] for x in runs]), median([x["meterworker_httpx"]["seconds"] for x in runs])
+    tc, hc = median([_worker_cpu(x["meterworker"]) for x in runs]), median([_worker_cpu(x["meterworker_httpx"]) for x in runs])
+    reqs = median([x["meterworker"]["requests"] for x in runs])
+    saved = median([(_worker_cpu(x["meterworker_httpx"]) - _worker_cpu(x["meterworker"])) / x["meterworker"]["requests"]
+                    for x in runs])
+    print(f"\n| median | transport | httpx |\n|---|---|---|")
+    print(f"| tick to last event (s) | {ts:.2f} | {hs:.2f} |")
+    print(f"| events per second | {series / ts:,.0f} | {series / hs:,.0f} |")
+    print(f"| worker CPU s (all worker processes) | {tc:.2f} | {hc:.2f} |")
+    print(f"| worker CPU ms per request ({reqs:.0f} requests) | {1000 * tc / reqs:.2f} | {1000 * hc / reqs:.2f} |")
+    print(f"| ratio to the baseline | {median([x['ratio'] for x in runs]):.2f} "
+          f"| {median([x['ratio_httpx'] for x in runs]):.2f} |")
+    print(f"\nhttpx's own transport costs {1000 * saved:.2f} ms of worker CPU more per request (median of the runs' "
+          f"differences), {hs / ts:.2f}x the time")
+
+
 def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> None:
     s = summarize(r)
     print(f"\n## throughput: one query, {r['series']:,} series, {r['concurrency']} worker processes "
@@ -168,6 +215,8 @@ def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> No
     print(f"\nratio meterworker/baseline (median of per-run ratios): {s['ratio']:.2f} "
           f"(goal <= {goal_ratio}: {'met' if s['ratio'] <= goal_ratio else 'NOT met'})")
     print(f"duplicates at the sink: {s['duplicates']}")
+    if all("meterworker_httpx" in x for x in r["runs"]):
+        print_http_comparison(r["runs"])
     print("\npeak RSS (MB) per process:\n")
     print("| process | peak RSS MB |\n|---|---|")
     for name, mb in r["rss_mb"].items():
@@ -181,9 +230,11 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--series", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--http", choices=tuple(HTTP_CHOICES), default="transport", help=HTTP_HELP)
     harness.worker_options(p)
     args = p.parse_args(argv)
-    r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile, pool=args.pool)
+    r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile, pool=args.pool,
+                http=args.http)
     print_report(r)
     harness.write_json(args.json, r)
     return 0

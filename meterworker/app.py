@@ -1,16 +1,15 @@
 """The Celery app. Settings come from celeryconfig.py; the broker from the environment or the config."""
 
-import logging
 import os
 
-from celery import Celery, signals
+from celery import Celery
 
 from meterworker import broker_fix, runtime
-from meterworker.ops import logs, metrics  # noqa: F401  (they work through Celery signals)
 
 broker_fix.install()
 
-app = Celery("meterworker", include=["meterworker.query.task", "meterworker.delivery.task"])
+# Workers and beat import these when they start; meterworker.signals wires every Celery signal.
+app = Celery("meterworker", include=["meterworker.query.task", "meterworker.delivery.task", "meterworker.signals"])
 app.config_from_object("celeryconfig")
 
 
@@ -36,17 +35,3 @@ def use_runtime(rt: "runtime.Runtime") -> None:
     if url:
         app.conf.broker_url = app.conf.result_backend = url
     runtime.install(rt)
-
-
-def _install_scrubber(logger=None, **_):
-    try:
-        rt = runtime.current()
-    except Exception:
-        return
-    flt = runtime.ScrubSecrets(rt.scrub)
-    for h in logging.getLogger().handlers + (logger.handlers if logger else []):
-        h.addFilter(flt)
-
-
-signals.after_setup_logger.connect(_install_scrubber)
-signals.after_setup_task_logger.connect(_install_scrubber)

@@ -1,13 +1,9 @@
 """Keeping credentials out of logs, error messages and the dead-letter store."""
 
 import collections.abc
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-if TYPE_CHECKING:
-    from meterworker.config import Config
-
-__all__ = ["MASK", "SENSITIVE_HEADERS", "is_sensitive_header", "redact_headers", "redact_url", "secret_values"]
+__all__ = ["MASK", "SENSITIVE_HEADERS", "is_sensitive_header", "redact_headers", "redact_url", "split_scheme"]
 
 MASK = "****"
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"})
@@ -20,7 +16,7 @@ def is_sensitive_header(name: str) -> bool:
     return lowered in SENSITIVE_HEADERS or any(word in lowered for word in _SENSITIVE_WORDS)
 
 
-def _split_scheme(value: str) -> tuple[str, str]:
+def split_scheme(value: str) -> tuple[str, str]:
     """'Bearer abc' -> ('Bearer', 'abc'); a value without a scheme word -> ('', value)."""
     scheme, sep, credential = value.strip().partition(" ")
     if sep and scheme.isalpha() and credential.strip():
@@ -31,7 +27,7 @@ def _split_scheme(value: str) -> tuple[str, str]:
 def _mask(value: str) -> str:
     if not value:
         return value
-    scheme, _ = _split_scheme(value)
+    scheme, _ = split_scheme(value)
     return f"{scheme} {MASK}" if scheme else MASK
 
 
@@ -59,41 +55,3 @@ def _redact_param(param: str) -> str:
     if eq and value and is_sensitive_header(unquote(name)):
         return f"{name}={MASK}"
     return param
-
-
-def _url_secrets(url: str | None) -> list[str]:
-    if not url:
-        return []
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    secrets = [parts.password or ""]
-    for param in parts.query.split("&"):
-        name, _, value = param.partition("=")
-        if is_sensitive_header(unquote(name)):
-            secrets += [value, unquote(value)]
-    return secrets
-
-
-def _header_secrets(headers: collections.abc.Mapping[str, str]) -> list[str]:
-    secrets = []
-    for name, value in headers.items():
-        if is_sensitive_header(name):
-            secrets += [value, _split_scheme(value)[1]]
-    return secrets
-
-
-def secret_values(config: "Config") -> list[str]:
-    """Every secret string in the config, for scrubbing logs; no empty strings, no repeats."""
-    prometheus = config.input.prometheus
-    http = config.http
-    candidates = (
-        _header_secrets(prometheus.headers)
-        + _header_secrets(http.headers)
-        + [prometheus.bearer_token or "", prometheus.basic_auth.password if prometheus.basic_auth else ""]
-        + _url_secrets(prometheus.url)
-        + _url_secrets(http.url)
-        + _url_secrets(config.meterworker.redis_url)
-    )
-    return list(dict.fromkeys(s for s in candidates if s and s.strip()))

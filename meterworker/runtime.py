@@ -14,7 +14,7 @@ from meterworker.delivery.sender import Sender
 from meterworker.delivery.inflight import InFlightSlots
 from meterworker.delivery.outbox import Outbox
 from meterworker.query.prometheus import PrometheusClient
-from meterworker.redact import secret_values
+from meterworker.config.secrets import secret_values
 from meterworker.schedule.cron import Schedule, parse_schedule
 from meterworker.schedule.state import State
 

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from meterworker.config import Config, ConfigError, LoadedConfig, load_config, parse_config
-from meterworker.redact import redact_headers, redact_url, secret_values
+from meterworker.config.secrets import secret_values
+from meterworker.redact import redact_headers, redact_url
 
 SEED = Path(__file__).resolve().parent.parent / "examples" / "collector.yaml"
 ENV = {"PROMETHEUS_URL": "http://prometheus:9090"}

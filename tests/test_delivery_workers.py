@@ -21,9 +21,10 @@ NOT_PROMETHEUS = "http://127.0.0.1:9"  # send workers never query it
 
 ENQUEUE = """
 import json, sys
+from meterworker import runtime
 from meterworker.delivery.task import enqueue_events
 for events, meta in json.load(sys.stdin):
-    enqueue_events(events, meta)
+    enqueue_events(runtime.current(), events, meta)
 """
 
 

@@ -1,11 +1,13 @@
-"""The Sender's direct HTTP/1.1 path (meterworker.delivery.http11): the outcomes httpx gave, on a real socket."""
+"""The Sender's keep-alive transport (meterworker.delivery.http11.Transport): the outcomes httpx gives, on a real socket."""
 
+import gzip
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from meterworker.delivery import http11
@@ -76,7 +78,7 @@ def server(request):
 def test_direct_path_posts_the_batch_and_reuses_the_connection(server):
     s = server(status=204)
     sender = Sender(cfg(s.url))
-    assert sender._direct is not None
+    assert isinstance(sender._transport, http11.Transport)
     for n in range(3):
         r = sender.post([{"id": str(n), "data": {"value": 1.5}}])
         assert (r.status, r.body, r.error) == (204, "", None)
@@ -118,4 +120,71 @@ def test_proxies_from_the_environment_go_through_httpx(monkeypatch):
     assert not http11.direct("https://openmeter.example.com/api/v1/events")
     assert http11.direct("https://localhost/api/v1/events")
     assert http11.direct("http://openmeter.example.com/api/v1/events")
-    assert Sender(cfg("https://openmeter.example.com/api/v1/events"))._direct is None
+    assert Sender(cfg("https://openmeter.example.com/api/v1/events"))._transport is None
+
+
+def _listener():
+    """A socket that accepts connections (kept in a list) and never reads from them or answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(sock.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, accepted
+
+
+def test_the_transport_raises_httpx_own_exceptions(server):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with httpx.Client(transport=http11.Transport(), timeout=0.3) as client:
+        with pytest.raises(httpx.ConnectError):
+            client.post(f"http://127.0.0.1:{port}/", content=b"[]")
+        slow = server(status=204, delay=1.0)
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(slow.url, content=b"[]")
+        deaf, accepted = _listener()
+        try:
+            with pytest.raises(httpx.WriteTimeout):
+                client.post(f"http://127.0.0.1:{deaf.getsockname()[1]}/", content=b"x" * 64_000_000)
+        finally:
+            deaf.close()
+            for c in accepted:
+                c.close()
+
+
+def test_a_server_that_hangs_up_without_answering_is_a_protocol_error():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+
+    def hang_up():
+        conn, _ = sock.accept()
+        conn.recv(65536)
+        conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with httpx.Client(transport=http11.Transport(), timeout=5) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.post(f"http://127.0.0.1:{sock.getsockname()[1]}/", content=b"[]")
+    finally:
+        sock.close()
+
+
+def test_httpx_decodes_the_answer_the_transport_read(server):
+    s = server(status=400, body=gzip.compress("zu groß".encode("latin-1")),
+               headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=latin-1"})
+    r = Sender(cfg(s.url)).post([{"id": "1"}])
+    assert (r.status, r.body) == (400, "zu groß")
+    _, headers, _ = s.requests[0]
+    assert headers["User-Agent"].startswith("meterworker/")
+    assert headers["Host"] == s.url.split("/")[2]

@@ -96,7 +96,7 @@ def replay(config_path, entry_ids, replay_all):
     if not entries:
         click.echo("the dead-letter store is empty")
     for entry in entries:
-        added = enqueue_events(entry["events"], {"query": entry["query"], "tick": entry["tick"]})
+        added = enqueue_events(rt, entry["events"], {"query": entry["query"], "tick": entry["tick"]})
         rt.dead_letters.remove(entry["id"])
         note = f"; {added.skipped} were delivered meanwhile or are on their way" if added.skipped else ""
         click.echo(f"{entry['id']}: {added.added} events queued for delivery{note}")

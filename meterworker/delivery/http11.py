@@ -1,11 +1,11 @@
-"""A minimal keep-alive HTTP/1.1 client for posting batches: one connection, the standard library's http.client.
+"""A keep-alive HTTP/1.1 transport for httpx over the standard library's http.client: one connection per origin.
 
-httpx costs about 0.5 ms of CPU per request in its client, pool and protocol layers; a send worker
-makes a request per batch, so that was a large part of what delivery cost (see docs/benchmarks.md).
-This does one thing: send a body to one URL and read the whole answer, over a connection that is
-kept between requests. The Sender uses it when httpx would connect directly (no proxy from the
-environment, no custom transport), with httpx's own TLS context, so certificates are checked the
-same way. Timeouts are per phase, as httpx's are: connecting, and each send or receive.
+httpx's own transport (httpcore and h11) costs several times more CPU per request than http.client;
+a send worker makes a request per batch, so that was a large part of what delivery cost (see
+docs/benchmarks.md). This transport sends a request and reads the whole answer over a connection
+that is kept between requests; httpx's Client still builds the request, applies its timeouts and
+decodes the answer, and every failure is one of httpx's own exceptions. Proxies are httpx's job:
+the Sender uses this transport only when httpx would connect directly (`direct`).
 """
 
 from __future__ import annotations
@@ -15,19 +15,9 @@ import select
 import ssl
 import threading
 import urllib.request
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-
-class ConnectFailed(OSError):
-    """The connection could not be made (refused, unreachable, name not resolved, TLS handshake)."""
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    headers: http.client.HTTPMessage
+import httpx
 
 
 def direct(url: str) -> bool:
@@ -41,63 +31,105 @@ def direct(url: str) -> bool:
     return bool(urllib.request.proxy_bypass_environment(parts.hostname or "", proxies))
 
 
-class Connection:
-    """One keep-alive connection to the host of `url`; request() is safe to call from several threads."""
+class _Connection:
+    """One keep-alive connection to one origin; one request at a time."""
 
-    def __init__(self, url: str, timeout: float, ssl_context: ssl.SSLContext | None = None):
-        parts = urlsplit(url)
-        self.https = parts.scheme == "https"
-        self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.timeout = timeout
-        self.ssl_context = ssl_context
+    def __init__(self, https: bool, host: str, port: int, ssl_context: ssl.SSLContext | None):
+        self.https, self.host, self.port, self.ssl_context = https, host, port, ssl_context
+        self.lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
 
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
-
-    def _drop(self) -> None:
+    def drop(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _usable(self) -> http.client.HTTPConnection:
+    def _usable(self, request: httpx.Request, timeout: float | None) -> http.client.HTTPConnection:
         conn = self._conn
         if conn is not None and conn.sock is not None:
             # An idle keep-alive connection that has something to read was closed by the server (or is
             # broken): do not send on it.
             readable, _, _ = select.select([conn.sock], [], [], 0)
             if readable:
-                self._drop()
+                self.drop()
                 conn = None
         if conn is None or conn.sock is None:
             if self.https:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                   context=self.ssl_context)
+                conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context)
             else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
             try:
                 conn.connect()
+            except TimeoutError as e:
+                conn.close()
+                raise httpx.ConnectTimeout(str(e) or "timed out", request=request) from e
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                raise ConnectFailed(str(e)) from e
+                raise httpx.ConnectError(str(e), request=request) from e
             self._conn = conn
         return conn
 
-    def request(self, method: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """Send `body`, return the whole answer; raises OSError or http.client.HTTPException (the
-        connection is then dropped, and the next request makes a new one)."""
+    def send(self, request: httpx.Request, body: bytes, timeouts: dict) -> httpx.Response:
+        conn = self._usable(request, timeouts.get("connect"))
+        try:
+            phase = "write"
+            conn.sock.settimeout(timeouts.get("write"))
+            conn.putrequest(request.method, request.url.raw_path.decode("ascii"), skip_host=True,
+                            skip_accept_encoding=True)
+            for name, value in request.headers.raw:
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            phase = "read"
+            conn.sock.settimeout(timeouts.get("read"))
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException as e:
+            self.drop()
+            if isinstance(e, TimeoutError):
+                raise (httpx.WriteTimeout if phase == "write" else httpx.ReadTimeout)(
+                    str(e) or "timed out", request=request) from e
+            if isinstance(e, http.client.HTTPException):  # RemoteDisconnected and a garbled status line too
+                raise httpx.RemoteProtocolError(str(e), request=request) from e
+            if isinstance(e, OSError):
+                raise (httpx.WriteError if phase == "write" else httpx.ReadError)(str(e), request=request) from e
+            raise
+        if resp.will_close:
+            self.drop()
+        return httpx.Response(resp.status, headers=resp.getheaders(), stream=httpx.ByteStream(data),
+                              request=request, extensions={"http_version": b"HTTP/1.1"})
+
+
+class Transport(httpx.BaseTransport):
+    """httpx's transport API over keep-alive http.client connections, one per origin; thread-safe
+    (requests to one origin take turns on its connection). Timeouts are httpx's, per phase: connect,
+    write and read."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None):
+        self._ssl_context = ssl_context
+        self._connections: dict[tuple[bytes, bytes, int], _Connection] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.",
+                                            request=request)
+        https = url.scheme == "https"
+        port = url.port or (443 if https else 80)
+        key = (url.raw_scheme, url.raw_host, port)
         with self._lock:
-            conn = self._usable()
-            try:
-                conn.request(method, self.target, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except BaseException:
-                self._drop()
-                raise
-            if resp.will_close:
-                self._drop()
-            return Answer(resp.status, data, resp.headers)
+            conn = self._connections.get(key)
+            if conn is None:
+                context = self._ssl_context if self._ssl_context is not None or not https \
+                    else httpx.create_ssl_context()
+                conn = self._connections[key] = _Connection(https, url.host, port, context)
+        body = request.read()
+        with conn.lock:
+            return conn.send(request, body, request.extensions.get("timeout", {}))
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections.values():
+                with conn.lock:
+                    conn.drop()
+            self._connections.clear()

@@ -9,8 +9,6 @@ loses nothing and repeats at most the request under way. See outbox.py for the g
 import logging
 import time
 
-from celery import signals
-
 from meterworker import runtime
 from meterworker.app import app
 from meterworker.delivery.batching import sweep_interval
@@ -20,6 +18,7 @@ from meterworker.delivery.records import OutboxRecord
 from meterworker.delivery.sweeper import Sweeper
 from meterworker.ops import metrics
 from meterworker.keys import SEND_QUEUE, SEND_TASK
+from meterworker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +45,11 @@ class Metrics:
         metrics.retried("send", query)
 
 
-def enqueue_events(events: list[dict], meta: dict) -> Added:
+def enqueue_events(rt: Runtime, events: list[dict], meta: dict) -> Added:
     """Hand events to the send side; meta = {"query": name, "tick": epoch seconds}."""
-    rt = runtime.current()
     added = rt.outbox.add(events, meta)
     if added.full_batches:
-        request_batches(added.full_batches)
+        request_batches(rt, added.full_batches)
     if added.skipped:
         log.info("%d of %d events of query %s were already delivered or are on their way; not queued again",
                  added.skipped, len(events), meta.get("query"),
@@ -63,11 +61,10 @@ def request_batch() -> None:
     send.apply_async(argsrepr="(next batch from the outbox)")
 
 
-def request_batches(n: int) -> None:
+def request_batches(rt: Runtime, n: int) -> None:
     """Ask for a send task per new full batch, but keep no more than max_in_flight of them waiting in
     the send queue: each one sends on while batches are ready (see DRAIN_SECONDS), so the ones
     waiting already take the new batches, and more could not run at once anyway."""
-    rt = runtime.current()
     waiting = rt.redis.llen(_send_queue())
     for _ in range(min(n, rt.config.http.max_in_flight - waiting)):
         request_batch()
@@ -118,19 +115,19 @@ def _send_queue() -> str:
     return (app.conf.task_routes or {}).get(SEND_TASK, {}).get("queue", SEND_QUEUE)
 
 
-@signals.worker_ready.connect
-def _start_sweeper(sender=None, **_):
+def consumes_sends(queues) -> bool:
+    """Whether a worker consuming `queues` takes send tasks (and so runs a sweeper)."""
+    return _send_queue() in queues
+
+
+def start_sweeper(rt: Runtime) -> None:
     global _sweeper
-    if sender is None or _send_queue() not in sender.app.amqp.queues.consume_from:
-        return
     if _sweeper is not None:  # the consumer is ready again after a lost broker connection
         return
-    rt = runtime.current()
     _sweeper = Sweeper(rt.outbox, request_batch, resume_batch, sweep_interval(rt.config.http.batching.period))
     _sweeper.start()
 
 
-@signals.worker_shutdown.connect
-def _stop_sweeper(**_):
+def stop_sweeper(**_):
     if _sweeper is not None:
         _sweeper.stop()

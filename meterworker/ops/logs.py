@@ -3,7 +3,8 @@
 While a task runs, every line it causes carries the task id and name, and the query and tick of a
 query task or the batch id of a send task that resumes a batch. A record may bring its own
 (`log.info(..., extra={"query": q, "tick": t, "batch_id": b})`).
-Secrets of the config are masked in the message and in tracebacks.
+Secrets of the config are masked in the message and in tracebacks. The Celery signals that call the
+handlers below are wired in meterworker.signals.
 """
 
 import contextvars
@@ -11,8 +12,6 @@ import json
 import logging
 import os
 from datetime import datetime, timezone
-
-from celery import signals
 
 from meterworker.keys import QUERY_TASK, SEND_TASK
 from meterworker.ops.process_env import LOG_FORMAT_ENV, QUIET_LIBRARIES_ENV
@@ -51,15 +50,6 @@ def context_of(record: logging.LogRecord) -> dict:
     return ctx
 
 
-def _scrubber():
-    try:
-        from meterworker import runtime
-
-        return runtime.current().scrub
-    except Exception:
-        return lambda text: text
-
-
 class JsonFormatter(logging.Formatter):
     def __init__(self, scrub=None):
         super().__init__()
@@ -94,31 +84,30 @@ class TextFormatter(logging.Formatter):
         return self.scrub(text)
 
 
-def formatter() -> logging.Formatter:
-    """The formatter $METERWORKER_LOG_FORMAT asks for (text unless json)."""
+def formatter(scrub=None) -> logging.Formatter:
+    """The formatter $METERWORKER_LOG_FORMAT asks for (text unless json), masking with `scrub`."""
     kind = (os.environ.get(LOG_FORMAT_ENV) or "text").lower()
     if kind not in ("text", "json"):
         raise SystemExit(f"meterworker: {LOG_FORMAT_ENV}={kind!r}: use 'text' or 'json'")
-    return (JsonFormatter if kind == "json" else TextFormatter)(_scrubber())
+    return (JsonFormatter if kind == "json" else TextFormatter)(scrub)
 
 
-@signals.after_setup_logger.connect
-@signals.after_setup_task_logger.connect
-def _use_formatter(logger=None, **_):
-    fmt = formatter()
-    for h in logging.getLogger().handlers + (logger.handlers if logger else []):
+# --- handlers of Celery signals (wired in meterworker.signals) --------------------------------
+
+
+def use_formatter(handlers, scrub=None) -> None:
+    fmt = formatter(scrub)
+    for h in handlers:
         h.setFormatter(fmt)
     if os.environ.get(QUIET_LIBRARIES_ENV):
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-@signals.task_prerun.connect
-def _enter_task(task_id=None, task=None, args=None, **_):
+def enter_task(task_id=None, task=None, args=None, **_):
     if task is not None:
         _context.set(task_context(task.name, task_id, args))
 
 
-@signals.task_postrun.connect
-def _leave_task(**_):
+def leave_task(**_):
     _context.set({})

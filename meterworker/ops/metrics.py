@@ -4,7 +4,8 @@ Recording is always on and cheap; serving starts when $METERWORKER_METRICS_PORT 
 (`meterworker worker|beat --metrics-port N` sets it). A Celery worker counts in its pool's
 child processes and serves from its main process, so values go through
 prometheus_client's multiprocess files ($PROMETHEUS_MULTIPROC_DIR, a fresh temporary
-directory unless given).
+directory unless given: `setup`, when the worker or beat starts). The Celery signals that
+call the handlers below are wired in meterworker.signals.
 """
 
 import atexit
@@ -16,30 +17,17 @@ import tempfile
 import time
 
 import redis
-from celery import signals
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, start_http_server
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
 from meterworker.keys import QUERY_TASK, QUEUES
+from meterworker.delivery.deadletter import DeadLetters
 from meterworker.ops.process_env import METRICS_ADDR_ENV as ADDR_ENV, METRICS_PORT_ENV as PORT_ENV, MULTIPROC_ENV
+from meterworker.schedule import beat_lock
+from meterworker.schedule.state import State
 
 DEFAULT_ADDR = "0.0.0.0"
-
-
-def _remove_dir(path: str, owner: int) -> None:
-    if os.getpid() == owner:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-if os.environ.get(PORT_ENV):
-    if not os.environ.get(MULTIPROC_ENV):
-        _own_dir = tempfile.mkdtemp(prefix="meterworker-metrics-")
-        os.environ[MULTIPROC_ENV] = _own_dir
-        atexit.register(_remove_dir, _own_dir, os.getpid())
-    # prometheus_client picks its value class when first imported, and `celery` imports it
-    # (through Flower's plugin) before this app: pick again for the metrics made below.
-    values.ValueClass = values.get_value_class()
 
 log = logging.getLogger(__name__)
 
@@ -118,20 +106,13 @@ def retried(task: str, query: str | None) -> None:
 class StateCollector:
     """Pending ticks, newest completed tick, dead-letter entries, beat lock and queue lengths, from Redis."""
 
-    def __init__(self, rt):
-        from meterworker.runtime import DEFAULT_REDIS_URL, configured_redis_url
-
-        self.rt = rt
-        url = configured_redis_url(rt.config) or DEFAULT_REDIS_URL
+    def __init__(self, redis_url: str, collector: str, queries: list[str]):
+        self.collector, self.queries = collector, queries
         # Its own client with short timeouts: a slow Redis must not hang the scrape.
-        self.r = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+        self.r = redis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
 
     def collect(self):
-        from meterworker.delivery.deadletter import DeadLetters
-        from meterworker.schedule import beat_lock
-        from meterworker.schedule.state import State
-
-        collector = self.rt.collector
+        collector = self.collector
         up = GaugeMetricFamily("meterworker_redis_up", "1 when Redis answered this scrape", labels=["collector"])
         pending = GaugeMetricFamily("meterworker_pending_ticks", "Ticks dispatched and not yet completed",
                                     labels=["collector", "query"])
@@ -145,11 +126,11 @@ class StateCollector:
                                    "(not counting retries that wait for their countdown)", labels=["queue"])
         try:
             state = State(self.r, collector)
-            for q in self.rt.config.queries:
-                status = state.query_status(q.name)
-                pending.add_metric([collector, q.name], len(status["pending"]))
+            for name in self.queries:
+                status = state.query_status(name)
+                pending.add_metric([collector, name], len(status["pending"]))
                 if status["last_completed"] is not None:
-                    completed.add_metric([collector, q.name], status["last_completed"])
+                    completed.add_metric([collector, name], status["last_completed"])
             dlq.add_metric([collector], DeadLetters(self.r, collector).count())
             lock.add_metric([collector], int(beat_lock.holder(self.r, collector) is not None))
             for name in QUEUES:
@@ -177,6 +158,28 @@ class BeatCollector:
 # --- serving -------------------------------------------------------------------------------
 
 
+def _remove_dir(path: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def setup() -> int | None:
+    """When a worker or beat starts, before it records anything: the port to serve on ($METERWORKER_METRICS_PORT),
+    or None; when there is one, values go through multiprocess files from now on."""
+    port = _port_from_env()
+    if port is None:
+        return None
+    if not os.environ.get(MULTIPROC_ENV):
+        own_dir = tempfile.mkdtemp(prefix="meterworker-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
+        atexit.register(_remove_dir, own_dir, os.getpid())
+    # prometheus_client picks its value class when first imported, and `celery` imports it (through
+    # Flower's plugin) before this app: pick again for the values of the metrics above, which are made
+    # when they are first recorded.
+    values.ValueClass = values.get_value_class()
+    return port
+
+
 def _multiprocess() -> bool:
     return values.ValueClass is not values.MutexValue
 
@@ -189,31 +192,26 @@ def _remove_stale_files() -> None:
             os.remove(f)
 
 
-def registry(rt=None, *extra) -> CollectorRegistry:
-    """What the endpoint serves: every process's counters, and, with a runtime, the state in Redis."""
+def registry(collectors=()) -> CollectorRegistry:
+    """What the endpoint serves: every process's counters, and what the given collectors read at scrape time."""
     if _multiprocess():
         reg = CollectorRegistry()
         multiprocess.MultiProcessCollector(reg)
     else:
         from prometheus_client import REGISTRY as reg
-    for collector in ([StateCollector(rt)] if rt is not None else []) + list(extra):
+    for collector in collectors:
         reg.register(collector)
     return reg
 
 
-def serve(port: int, addr: str = DEFAULT_ADDR, *extra) -> None:
-    """Serve /metrics on addr:port in a background thread; exit the process when the port is unusable."""
-    from meterworker import runtime
-
+def serve(port: int, collectors=()) -> None:
+    """Serve /metrics on port ($METERWORKER_METRICS_ADDR, default 0.0.0.0) in a background thread; exit the
+    process when the port is unusable."""
+    addr = os.environ.get(ADDR_ENV) or DEFAULT_ADDR
     if _multiprocess():
         _remove_stale_files()
     try:
-        rt = runtime.current()
-    except Exception as e:  # a bad config is reported by whoever needs it; the counters are still served
-        log.warning("metrics: no state from Redis (%s)", e)
-        rt = None
-    try:
-        start_http_server(port, addr, registry(rt, *extra))
+        start_http_server(port, addr, registry(collectors))
     except OSError as e:
         raise SystemExit(f"meterworker: cannot serve metrics on {addr}:{port}: {e.strerror or e}") from None
     log.info("serving metrics on http://%s:%d/metrics", addr, port)
@@ -232,33 +230,17 @@ def _port_from_env() -> int | None:
     return port
 
 
-# --- Celery signals --------------------------------------------------------------------------
+# --- handlers of Celery signals (wired in meterworker.signals) --------------------------------
 
 _started: dict[str, float] = {}
 
 
-@signals.worker_init.connect
-def _serve_from_worker(**_):
-    port = _port_from_env()
-    if port:
-        serve(port, os.environ.get(ADDR_ENV) or DEFAULT_ADDR)
-
-
-@signals.beat_init.connect
-def _serve_from_beat(sender=None, **_):
-    port = _port_from_env()
-    if port:
-        serve(port, os.environ.get(ADDR_ENV) or DEFAULT_ADDR, BeatCollector(sender))
-
-
-@signals.worker_process_shutdown.connect
-def _forget_dead_child(pid=None, **_):
+def forget_dead_child(pid=None, **_):
     if pid and _multiprocess():
         multiprocess.mark_process_dead(pid)
 
 
-@signals.before_task_publish.connect
-def _on_publish(sender=None, body=None, headers=None, **_):
+def on_publish(sender=None, body=None, headers=None, **_):
     # Beat publishing a query task is its dispatch; a worker re-publishing it is a retry, counted below.
     if sender != QUERY_TASK or (headers or {}).get("retries"):
         return
@@ -267,15 +249,13 @@ def _on_publish(sender=None, body=None, headers=None, **_):
         tick_lag(args[0], "dispatch", args[1])
 
 
-@signals.task_prerun.connect
-def _on_prerun(task_id=None, task=None, args=None, **_):
+def on_prerun(task_id=None, task=None, args=None, **_):
     if task is not None and task.name == QUERY_TASK and args and len(args) >= 2:
         _started[task_id] = time.monotonic()
         tick_lag(args[0], "run", args[1])
 
 
-@signals.task_postrun.connect
-def _on_postrun(task_id=None, task=None, args=None, retval=None, state=None, **_):
+def on_postrun(task_id=None, task=None, args=None, retval=None, state=None, **_):
     if task is None or task.name != QUERY_TASK or not args:
         return
     started = _started.pop(task_id, None)
@@ -285,14 +265,12 @@ def _on_postrun(task_id=None, task=None, args=None, retval=None, state=None, **_
         events_produced(args[0], retval)
 
 
-@signals.task_retry.connect
-def _on_retry(sender=None, request=None, **_):
+def on_retry(sender=None, request=None, **_):
     if sender is not None and sender.name == QUERY_TASK and request is not None and request.args:
         query_failed(request.args[0])
         retried("query", request.args[0])
 
 
-@signals.task_failure.connect
-def _on_failure(sender=None, args=None, **_):
+def on_failure(sender=None, args=None, **_):
     if sender is not None and sender.name == QUERY_TASK and args:
         query_failed(args[0])

@@ -7,7 +7,6 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, Iterator
 
-from meterworker.ops import metrics
 from meterworker.query.mapping import MappedResult, Skipped, map_series
 from meterworker.query.promql import expand_interval
 from meterworker.schedule.cron import Schedule
@@ -28,7 +27,8 @@ class Evaluation:
 
 @contextmanager
 def evaluate(config, prometheus, query, schedule: Schedule, tick: datetime) -> Iterator[Evaluation]:
-    """The tick's events as a stream, valid inside the `with` block (the response is read as they are)."""
+    """The tick's events as a stream, valid inside the `with` block (the response is read as they are);
+    afterwards `skipped` counts the series not sent (logged here, counted in metrics by the query task)."""
     offset = config.input.prometheus.query_offset
     window = window_for(schedule, tick, offset)
     promql = expand_interval(query.promql, window)
@@ -40,7 +40,7 @@ def evaluate(config, prometheus, query, schedule: Schedule, tick: datetime) -> I
             query=query.name, mapping=mapping, start=window.start, end=window.end, skipped=ev.skipped,
         )
         yield ev
-    report_skipped(query.name, tick, ev.skipped, mapping.subject_label)
+    log_skipped(query.name, tick, ev.skipped, mapping.subject_label)
 
 
 @dataclass
@@ -59,9 +59,7 @@ def collect(config, prometheus, query, schedule: Schedule, tick: datetime) -> Co
     return Collected(query.name, tick, ev.window, ev.promql, MappedResult(events, ev.skipped))
 
 
-def report_skipped(query: str, tick: datetime, skipped: Skipped, subject_label: str) -> None:
-    metrics.events_skipped(query, "non_finite", skipped.non_finite)
-    metrics.events_skipped(query, "missing_subject", skipped.no_subject)
+def log_skipped(query: str, tick: datetime, skipped: Skipped, subject_label: str) -> None:
     if skipped.non_finite:
         log.warning("query %s tick %s: %d series with NaN or Inf values not sent; examples: %s",
                     query, tick.isoformat(), skipped.non_finite, skipped.examples)

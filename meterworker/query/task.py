@@ -15,6 +15,7 @@ from meterworker.query.prometheus import PrometheusError
 from meterworker import runtime
 from meterworker.delivery.task import enqueue_events
 from meterworker.keys import QUERY_TASK
+from meterworker.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,15 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
                     handing.result()
                     handing = None
                 if len(part) < HANDOVER:  # the last slice: nothing left to read meanwhile
-                    enqueue_events(part, meta)
+                    enqueue_events(rt, part, meta)
                 else:
-                    handing = _handover().submit(contextvars.copy_context().run, enqueue_events, part, meta)
+                    handing = _handover().submit(contextvars.copy_context().run, enqueue_events, rt, part, meta)
                 count += len(part)
             if handing is not None:
                 handing.result()
                 handing = None
+        metrics.events_skipped(query_name, "non_finite", ev.skipped.non_finite)
+        metrics.events_skipped(query_name, "missing_subject", ev.skipped.no_subject)
     except (PrometheusError, ResultTypeError) as e:
         attempt = self.request.retries + 1
         message = rt.scrub(str(e))
