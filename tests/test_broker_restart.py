@@ -72,7 +72,7 @@ def test_a_query_worker_survives_a_redis_restart_and_runs_the_retry_it_held(tmp_
                        "the worker to reconnect", worker)
             assert worker.alive(), worker.output()[-3000:]
             r = redis.Redis.from_url(server.url)
-            wait_until(lambda: r.sismember(REPORT, f"q:{tick}"), 30, "the held task to run", worker)
+            wait_until(lambda: r.hexists(REPORT, f"q:{tick}"), 30, "the held task to run", worker)
         finally:
             worker.stop()
             prometheus.shutdown()
