@@ -19,9 +19,10 @@ Tick state (meterworker.schedule.state)
                                                   Query workers write it; deleted when a tick of q completes.
   meterworker:{c}:completed:{q}           string  the newest tick completed. Query workers write it (only ever
                                                   forward). Kept forever.
-  meterworker:{c}:backfill:{run}          set     "{q}:{tick}" of each tick of a `backfill` run done so far.
-                                                  Query workers add to it; TTL 7 days from the last addition,
-                                                  deleted by the backfill command when the run is done.
+  meterworker:{c}:backfill:{run}          hash    "{q}:{tick}" -> "" for each tick of a `backfill` run done so far,
+                                                  or JSON {error, attempts} for a tick given up. Query workers
+                                                  write it; TTL 7 days from the last write, deleted by the
+                                                  backfill command when the run is done.
 
 The beat lock (meterworker.schedule.beat_lock)
 
