@@ -71,7 +71,8 @@ def run_until_ticks(tmp_path, cfg, sink, n_ticks=3, timeout=60):
     return proc, status
 
 
-def test_run_delivers_every_tick_with_prometheus_values(tmp_path, prometheus, exporter, token_sink, redis_url):
+def test_run_delivers_every_tick_with_prometheus_values(tmp_path, promql_backend, exporter, token_sink, redis_url):
+    prometheus = promql_backend  # Prometheus, then VictoriaMetrics
     cfg = write_config(tmp_path / "collector.yaml", prometheus.url, token_sink.url, QUERIES, redis_url=redis_url,
                        http={"headers": {"Authorization": "Bearer ${SINK_TOKEN}"}, "batching": {"count": 2}})
     proc, status = run_until_ticks(tmp_path, cfg, token_sink)
