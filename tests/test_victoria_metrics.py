@@ -15,6 +15,7 @@ import redis
 import yaml
 
 from meterworker.config import parse_config
+from meterworker.query import prometheus
 from meterworker.query.prometheus import PrometheusClient, PrometheusError
 from tests.support import OpenMeterSink
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
@@ -28,15 +29,16 @@ def ts(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
-def vm_query(vm, promql: str, at: float) -> list:
-    r = httpx.post(f"{vm.url}/api/v1/query", data={"query": promql, "time": f"{at:.3f}"}, timeout=10)
+def vm_query(vm, promql: str, at: float, **args: str) -> list:
+    r = httpx.post(f"{vm.url}/api/v1/query", data={"query": promql, "time": f"{at:.3f}", **args}, timeout=10)
     r.raise_for_status()
     return r.json()["data"]["result"]
 
 
 def raw_samples(vm, since: float, until: float) -> dict[str, list[tuple[float, float]]]:
-    """mw_requests_total's raw samples in (since, until] per instance (a range selector answers them as stored)."""
-    result = vm_query(vm, f"mw_requests_total[{until - since:g}s]", until)
+    """mw_requests_total's raw samples in (since, until] per instance (a range selector answers them as stored;
+    nocache=1 also where -search.latencyOffset is left at its default)."""
+    result = vm_query(vm, f"mw_requests_total[{until - since:g}s]", until, nocache="1")
     return {s["metric"]["instance"]: [(float(t), float(v)) for t, v in s["values"]] for s in result}
 
 
@@ -126,11 +128,20 @@ def prom_client(url: str, **extra) -> PrometheusClient:
     return PrometheusClient(parse_config(data, environ={}).config.input.prometheus)
 
 
-def test_victoria_metrics_errors_empty_windows_and_scalars(victoria_metrics):
+def test_victoria_metrics_layout_errors_empty_windows_and_scalars(victoria_metrics, monkeypatch):
     vm = victoria_metrics
+    wait_until(lambda: time.time() - history_since(vm) > 5, 15, "5s of history")
     client = prom_client(vm.url)
     now = datetime.fromtimestamp(int(time.time()) - 2, tz=timezone.utc)
     try:
+        # Its vectors are written in Prometheus' compact layout: the fast parser reads them.
+        raw = httpx.post(f"{vm.url}/api/v1/query", data={"query": "mw_active_sessions", "time": now.timestamp()}).content
+        used = []
+        real = prometheus._fast_series
+        monkeypatch.setattr(prometheus, "_fast_series", lambda *a: used.append(1) or real(*a))
+        got = prometheus.parse_stream([raw[i:i + 50] for i in range(0, len(raw), 50)])
+        assert sorted(v for _, v in got.series) == ["12", "3", "7"] and used == [1]
+
         # Its error bodies are Prometheus' shape, with the HTTP status as errorType.
         with pytest.raises(PrometheusError, match=r"Prometheus 422 \(HTTP 422\): .*sum\(up") as e:
             client.query("sum(up", now)
@@ -175,3 +186,25 @@ def test_a_path_prefix_and_tenant_header_reach_victoria_metrics_through_a_proxy(
         float(s["value"][1]) for s in vm_query(vm, "mw_active_sessions", tick))
     assert [(r.path, r.query, r.headers["X-Scope-OrgID"]) for r in api.requests] == [
         ("/prometheus/api/v1/query", "x=1", "tenant-1")]
+
+
+def test_a_recent_tick_is_evaluated_at_its_time_under_the_default_latency_offset(exporter):
+    """Out of the box VictoriaMetrics answers a `time` less than 30s ago (-search.latencyOffset) as of now - 30s;
+    meterworker asks for the time it means (nocache=1), so a tick's window does not depend on when it runs."""
+    from tests.support import VictoriaMetricsServer
+
+    with VictoriaMetricsServer([exporter.host_port], extra_flags=["-search.latencyOffset=30s"]) as vm:
+        def history():
+            vm.flush()
+            return raw_samples(vm, time.time() - 3600, time.time()) and time.time() - history_since(vm) > 4
+
+        wait_until(history, 30, "4s of history")
+        at = time.time() - 2
+        assert vm_query(vm, "timestamp(mw_active_sessions)", at) == []  # the default: as of 30s ago, no data yet
+        client = prom_client(vm.url)
+        try:
+            with client.stream("timestamp(mw_active_sessions)", datetime.fromtimestamp(at, tz=timezone.utc)) as got:
+                sampled = [float(v) for _, v in got.series]
+        finally:
+            client.close()
+        assert len(sampled) == 3 and all(at - 1.5 < t <= at for t in sampled), (at, sampled)

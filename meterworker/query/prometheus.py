@@ -71,7 +71,9 @@ class PrometheusClient:
         self._client.close()
 
     def _form(self, promql: str, at: datetime) -> dict[str, str]:
-        return {"query": promql, "time": f"{at.timestamp():.3f}", "timeout": f"{self._timeout:g}s"}
+        # nocache=1: VictoriaMetrics otherwise evaluates a `time` less than -search.latencyOffset (30s) ago
+        # at now - 30s instead, which moves the window. Prometheus ignores parameters it does not know.
+        return {"query": promql, "time": f"{at.timestamp():.3f}", "timeout": f"{self._timeout:g}s", "nocache": "1"}
 
     def _transport_error(self, e: httpx.HTTPError) -> PrometheusError:
         if isinstance(e, httpx.TimeoutException):
