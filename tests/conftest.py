@@ -100,6 +100,12 @@ def victoria_metrics(exporter: CounterExporter) -> VictoriaMetricsServer:
         yield vm
 
 
+@pytest.fixture(params=["prometheus", "victoria_metrics"])
+def promql_backend(request) -> PrometheusServer | VictoriaMetricsServer:
+    """The test once against Prometheus and once against VictoriaMetrics (the session servers above)."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
 def sentinel_cluster() -> SentinelCluster:
     """A fresh primary + replica + 3 sentinels (master name "mymaster", down after 1s)."""

@@ -140,3 +140,45 @@ def test_stream_errors_are_prometheus_errors():
     with pytest.raises(PrometheusError, match="malformed response"):
         with client(stream_of(truncated)).stream("x", AT) as got:
             list(got.series)
+
+
+def test_a_url_with_a_path_prefix_and_a_query_string():
+    """Mimir's `/prometheus`, Cortex's `/api/prom`: the API is requested under the prefix, and a query
+    string in `url` stays a query string."""
+    from tests.support.prefixed_api import PrefixedApi
+
+    series = [{"metric": {"instance": "a"}, "value": [AT.timestamp(), "2"]}]
+    with PrefixedApi("/prometheus", result=series) as api:
+        for url in (api.url, api.url + "/", api.url + "?x=1", api.url + "/?x=1"):
+            cfg = prom_cfg(url=url, headers={"X-Scope-OrgID": "tenant-1"})
+            prom = PrometheusClient(cfg)
+            try:
+                with prom.stream("up", AT) as got:
+                    assert list(got.series) == [({"instance": "a"}, "2")]
+            finally:
+                prom.close()
+        assert [r.path for r in api.requests] == ["/prometheus/api/v1/query"] * 4
+        assert [r.query for r in api.requests] == ["", "", "x=1", "x=1"]
+        assert all(r.headers["X-Scope-OrgID"] == "tenant-1" and r.form["query"] == ["up"] for r in api.requests)
+
+
+def test_a_wrong_prefix_is_named_in_the_error():
+    from tests.support.prefixed_api import PrefixedApi
+
+    with PrefixedApi("/prometheus") as api:
+        prom = PrometheusClient(prom_cfg(url=api.url.replace("/prometheus", "/api/prom")))
+        with pytest.raises(PrometheusError, match="not_found.*no such path /api/prom/api/v1/query"):
+            with prom.stream("up", AT):
+                pass
+
+
+def test_a_partial_response_is_refused():
+    """VictoriaMetrics cluster answers `isPartial: true` when storage nodes are missing: usage not billed."""
+    partial = (b'{"status":"success","isPartial":true,"data":{"resultType":"vector","result":['
+               b'{"metric":{"instance":"a"},"value":[1764237630.5,"1.5"]}]}}')
+    with pytest.raises(PrometheusError, match="partial response"):
+        with client(stream_of(partial)).stream("x", AT) as got:
+            list(got.series)
+    whole = partial.replace(b'"isPartial":true', b'"isPartial":false')
+    with client(stream_of(whole)).stream("x", AT) as got:
+        assert list(got.series) == [({"instance": "a"}, "1.5")]

@@ -48,9 +48,16 @@ def _verify(cfg) -> bool | ssl.SSLContext:
     return True
 
 
+def api_url(base: str, path: str) -> httpx.URL:
+    """`path` (``/api/v1/query``) under the base URL's own path (``/prometheus``), its query string kept."""
+    url = httpx.URL(base)
+    return url.copy_with(path=url.path.rstrip("/") + path)
+
+
 class PrometheusClient:
     def __init__(self, cfg, transport: httpx.BaseTransport | None = None):
         self._url = cfg.url.rstrip("/")
+        self._query_url = api_url(cfg.url, "/api/v1/query")
         self._timeout = cfg.timeout
         self._client = httpx.Client(
             headers=_headers(cfg),
@@ -64,7 +71,9 @@ class PrometheusClient:
         self._client.close()
 
     def _form(self, promql: str, at: datetime) -> dict[str, str]:
-        return {"query": promql, "time": f"{at.timestamp():.3f}", "timeout": f"{self._timeout:g}s"}
+        # nocache=1: VictoriaMetrics otherwise evaluates a `time` less than -search.latencyOffset (30s) ago
+        # at now - 30s instead, which moves the window. Prometheus ignores parameters it does not know.
+        return {"query": promql, "time": f"{at.timestamp():.3f}", "timeout": f"{self._timeout:g}s", "nocache": "1"}
 
     def _transport_error(self, e: httpx.HTTPError) -> PrometheusError:
         if isinstance(e, httpx.TimeoutException):
@@ -78,7 +87,7 @@ class PrometheusClient:
             body = None
         if not isinstance(body, dict):
             return PrometheusError(
-                f"HTTP {status} from {redact_url(self._url)}/api/v1/query, not a Prometheus API response: "
+                f"HTTP {status} from {redact_url(str(self._query_url))}, not a Prometheus API response: "
                 f"{text[:200]!r}",
                 status,
             )
@@ -89,7 +98,7 @@ class PrometheusClient:
     def stream(self, promql: str, at: datetime) -> Iterator[StreamedResult]:
         """The result of POST /api/v1/query at `at`, series by series, without holding the whole response."""
         try:
-            with self._client.stream("POST", f"{self._url}/api/v1/query", data=self._form(promql, at)) as resp:
+            with self._client.stream("POST", self._query_url, data=self._form(promql, at)) as resp:
                 if resp.status_code != 200:
                     resp.read()
                     raise self._api_error(resp.status_code, resp.text)
@@ -107,6 +116,11 @@ class StreamedResult:
 
 
 _RESULT_TYPE = re.compile(rb'"resultType"\s*:\s*"(\w+)"')
+# VictoriaMetrics cluster (vmselect) answers with what the reachable storage nodes hold when some are
+# down, and says so before the data: `{"status":"success","isPartial":true,"data":...}`.
+_PARTIAL = re.compile(rb'"isPartial"\s*:\s*true')
+PARTIAL = ("partial response (isPartial: true): some storage nodes did not answer, so the result may miss "
+           "series; not billed, retried")
 _HEAD_LIMIT = 1 << 16
 
 
@@ -142,6 +156,8 @@ def parse_stream(chunks: Iterable[bytes]) -> StreamedResult:
         match = _RESULT_TYPE.search(head)
     if match is None:
         raise PrometheusError(f"no resultType at the start of the response: {head[:200]!r}")
+    if _PARTIAL.search(head, 0, match.start()):
+        raise PrometheusError(PARTIAL)
     result_type = match.group(1).decode()
     check_result_type(result_type)
     if result_type == "vector":
