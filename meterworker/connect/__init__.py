@@ -1,5 +1,5 @@
 """Connections to Redis and the broker: URLs (urls.py), what the config and environment ask for
-(options.py), meterworker's own Redis client (client.py), Celery's settings (celery_settings.py) and
+(options.py), meterworker's own Redis client (client.py), Celery's settings (celery_conf.py) and
 confirming writes on replicas (replication.py).
 
 The names load on first use, so that config/ (which checks URLs with urls.py) imports neither
@@ -14,7 +14,7 @@ _EXPORTS = {
     "ConnectionOptions": "options", "connection_options": "options",
     # clients and settings
     "redis_client": "client",
-    "QUEUES": "celery_settings", "celery_settings": "celery_settings", "quorum_queues": "celery_settings",
+    "QUEUES": "celery_conf", "celery_settings": "celery_conf", "quorum_queues": "celery_conf",
     # replication
     "ReplicationError": "replication", "confirm_replicated": "replication", "pinned": "replication",
     "require_replicas": "replication",

@@ -46,9 +46,9 @@ class RedisTarget:
     hosts: tuple[tuple[str, int], ...] = ()
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: dict[str, str | bool] = field(default_factory=dict)  # ssl_* query parameters, normalised
-    url: str = ""  # as given
+    url: str = field(default="", repr=False)  # as given, password and all
 
     @property
     def sentinel(self) -> bool:
