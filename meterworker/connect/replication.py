@@ -47,6 +47,10 @@ def confirm_replicated(client: redis.Redis, replicas: int, timeout_ms: int) -> i
         raise TypeError("confirm_replicated needs a client on one connection (meterworker.connect.pinned): "
                         "WAIT only counts the writes of its own connection")
     confirmed = int(client.execute_command("WAIT", replicas, timeout_ms))
+    if confirmed < replicas:
+        # Maybe a primary the Sentinels replaced, which still takes writes until they demote it
+        # (up to ~10 s): the connection's next command asks the Sentinels again.
+        client.connection.disconnect()
     return require_replicas(confirmed, replicas, timeout_ms)
 
 
