@@ -35,7 +35,7 @@ def test_sentinel_list():
 
 
 @pytest.mark.parametrize("url, problem", [
-    ("http://h", "must be a redis://, rediss://, unix:// or sentinel://"),
+    ("http://h", "must be a redis://, rediss:// or unix:// URL, or sentinel:// URLs"),
     ("redis://:pw@h/0?ssl_ca_certs=/x", "need a rediss:// URL"),
     ("rediss://:pw@h/0?ssl_cert_reqs=maybe", "ssl_cert_reqs must be required, optional or none"),
     ("redis://:pw@h/zero", "the database must be a number"),

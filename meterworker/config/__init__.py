@@ -11,6 +11,5 @@ from meterworker.config.models import (
 __all__ = [
     "BasicAuth", "Batching", "Config", "ConfigError", "DropOn", "HttpClient", "Input", "LoadedConfig", "Mapping",
     "MappingOverride", "NestedOutput", "Output", "Pipeline", "PrometheusInput", "Query", "QueryItem", "RedisSentinel",
-    "RedisTls", "Settings",
-    "TLS", "load_config", "parse_config",
+    "RedisTls", "Settings", "TLS", "load_config", "parse_config",
 ]
