@@ -109,8 +109,8 @@ def test_celery_settings_redis_tls_defaults_to_verifying():
 def test_celery_settings_sentinel_with_tls_and_sentinel_password(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("")
-    settings = Settings(redis_url=SENTINELS, redis_sentinel={"master_name": "mymaster", "password": "s-pw", "tls": True},
-                        redis_tls={"ca_file": str(ca)})
+    settings = Settings(redis_url=SENTINELS, redis_tls={"ca_file": str(ca)},
+                        redis_sentinel={"master_name": "mymaster", "password": "s-pw", "tls": True})
     conf = celery_settings(connection_options(settings, {}), {"visibility_timeout": 3600})
     sentinel_kwargs = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0, "password": "s-pw", "ssl": True,
                        "ssl_cert_reqs": "required", "ssl_ca_certs": str(ca), "ssl_check_hostname": True}

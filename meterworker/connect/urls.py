@@ -110,7 +110,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     where = repr(redact_url(url))
     scheme = _scheme(url)
     if scheme not in REDIS_SCHEMES:
-        raise UrlError(f"must be a redis://, rediss:// or unix:// URL, or sentinel:// URLs joined with ';', got {where}")
+        raise UrlError("must be a redis://, rediss:// or unix:// URL, or sentinel:// URLs joined with ';', "
+                       f"got {where}")
     if scheme != "sentinel":
         if ";" in url and any(_scheme(p) for p in url.split(";")[1:]):
             raise UrlError(f"only sentinel:// URLs can be joined with ';', got {where}")
