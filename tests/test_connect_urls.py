@@ -94,6 +94,7 @@ def test_environment_wins_and_broker_defaults_to_redis():
     opts = connection_options(settings, {"METERWORKER_REDIS_URL": "redis://env:6379/1",
                                          "METERWORKER_BROKER_URL": "amqp://guest:guest@mq//"})
     assert opts.redis.hosts == (("env", 6379),) and opts.broker is None
+    assert connection_options(None, {}, "redis://celeryconfig:6379/5").redis.db == 5
     with pytest.raises(UrlError, match="master_name"):
         connection_options(None, {"METERWORKER_REDIS_URL": "sentinel://a:26379"})
 

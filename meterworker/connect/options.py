@@ -59,11 +59,13 @@ class ConnectionOptions:
         return kw
 
 
-def connection_options(settings: "Settings | None", environ: Mapping[str, str] = os.environ) -> ConnectionOptions:
-    """The connections `settings` (``config.meterworker``; None: defaults) and `environ` describe.
+def connection_options(settings: "Settings | None", environ: Mapping[str, str] = os.environ,
+                       default_redis_url: str = DEFAULT_REDIS_URL) -> ConnectionOptions:
+    """The connections `settings` (``config.meterworker``; None: defaults) and `environ` describe;
+    `default_redis_url` when neither names a Redis (app.py: celeryconfig's broker_url).
 
     Raises UrlError for an unusable URL from the environment (the config's are checked when it loads)."""
-    redis_url = environ.get(REDIS_ENV) or (settings.redis_url if settings else None) or DEFAULT_REDIS_URL
+    redis_url = environ.get(REDIS_ENV) or (settings.redis_url if settings else None) or default_redis_url
     broker_url = environ.get(BROKER_ENV) or (settings.broker_url if settings else None) or redis_url
     redis_target = parse_redis_url(redis_url)
     if is_amqp_url(redis_url):
