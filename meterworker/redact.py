@@ -37,17 +37,26 @@ def redact_headers(headers: collections.abc.Mapping[str, str]) -> dict[str, str]
 
 
 def redact_url(url: str) -> str:
-    """The URL with its userinfo password and credential-like query parameters masked."""
+    """The URL with its userinfo password and credential-like query parameters masked.
+
+    A kombu-style list (``sentinel://:pw@h1:26379;sentinel://:pw@h2:26379/0``) has every part masked.
+    A password with characters a URL cannot hold unquoted ('/', '#', '?') is masked whole."""
+    if ";" in url and "://" in url.split(";", 1)[1]:
+        return ";".join(_redact_one(part) for part in url.split(";"))
+    return _redact_one(url)
+
+
+def _redact_one(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, after = rest.rpartition("@")
+    if sep and at and ":" in userinfo and not any(c in userinfo.split(":", 1)[0] for c in "/?#"):
+        url = f"{scheme}://{userinfo.split(':', 1)[0]}:{MASK}@{after}"
     try:
         parts = urlsplit(url)
     except ValueError:
         return MASK  # cannot tell what in it is secret
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
     query = "&".join(_redact_param(param) for param in parts.query.split("&")) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def _redact_param(param: str) -> str:

@@ -5,11 +5,11 @@ from meterworker.config.errors import ConfigError
 from meterworker.config.loading import LoadedConfig, load_config, parse_config
 from meterworker.config.models import (
     TLS, BasicAuth, Batching, Config, DropOn, HttpClient, Input, Mapping, MappingOverride, NestedOutput, Output,
-    Pipeline, PrometheusInput, Query, QueryItem, Settings,
+    Pipeline, PrometheusInput, Query, QueryItem, RedisSentinel, RedisTls, Settings,
 )
 
 __all__ = [
     "BasicAuth", "Batching", "Config", "ConfigError", "DropOn", "HttpClient", "Input", "LoadedConfig", "Mapping",
-    "MappingOverride", "NestedOutput", "Output", "Pipeline", "PrometheusInput", "Query", "QueryItem", "Settings",
-    "TLS", "load_config", "parse_config",
+    "MappingOverride", "NestedOutput", "Output", "Pipeline", "PrometheusInput", "Query", "QueryItem", "RedisSentinel",
+    "RedisTls", "Settings", "TLS", "load_config", "parse_config",
 ]

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from meterworker.config.types import (
-    Duration, ExistingFile, HttpStatus, HttpUrl, Name, NonEmptyStr, PositiveDuration, RedisUrl, TimeZone,
+    BrokerUrl, Duration, ExistingFile, HttpStatus, HttpUrl, Name, NonEmptyStr, PositiveDuration, RedisUrl, TimeZone,
 )
 
 
@@ -14,11 +14,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo must not silently change billing
 
 
+class RedisSentinel(_Model):
+    """For a `sentinel://` redis_url or broker_url: the Sentinels' master name and their own credentials."""
+
+    master_name: NonEmptyStr | None = None
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False  # the Sentinels speak TLS (with redis_tls' files)
+
+
+class RedisTls(_Model):
+    """TLS to Redis, for `sentinel://` URLs (no TLS scheme of their own) or instead of a rediss:// URL's
+    ssl_* parameters (the URL's win)."""
+
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
+    cert_reqs: Literal["required", "optional", "none"] = "required"
+    check_hostname: bool = True
+
+
 class Settings(_Model):
     """meterworker's own options (top-level `meterworker:` section)."""
 
     name: Name = "meterworker"
     redis_url: RedisUrl | None = None
+    broker_url: BrokerUrl | None = None
+    redis_sentinel: RedisSentinel = Field(default_factory=RedisSentinel)
+    redis_tls: RedisTls | None = None
+    redis_min_replicas: int = Field(0, ge=0)
+    redis_replica_timeout: PositiveDuration = 1.0
     data_dir: NonEmptyStr = "./meterworker-data"
     catchup_horizon: Duration = 24 * 3600.0
     dedup_horizon: Duration = 32 * 86400.0
@@ -26,6 +51,14 @@ class Settings(_Model):
     query_retry_period: PositiveDuration = 5.0
     query_max_backoff: PositiveDuration = 300.0
     stall_timeout: PositiveDuration = 3900.0
+
+    @model_validator(mode="after")
+    def _sentinel_master_name(self) -> "Settings":
+        sentinel = [u for u in (self.redis_url, self.broker_url) if u and u.lower().startswith("sentinel://")]
+        if sentinel and not self.redis_sentinel.master_name:
+            raise ValueError("a sentinel:// URL needs meterworker.redis_sentinel.master_name "
+                             "(the name the Sentinels monitor the primary by)")
+        return self
 
 
 class BasicAuth(_Model):

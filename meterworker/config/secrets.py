@@ -10,11 +10,13 @@ from meterworker.redact import is_sensitive_header, split_scheme
 def _url_secrets(url: str | None) -> list[str]:
     if not url:
         return []
+    if ";" in url and "://" in url.split(";", 1)[1]:  # a list of Sentinel URLs
+        return [secret for part in url.split(";") for secret in _url_secrets(part)]
     try:
         parts = urlsplit(url)
     except ValueError:
         return []
-    secrets = [parts.password or ""]
+    secrets = [parts.password or "", unquote(parts.password or "")]
     for param in parts.query.split("&"):
         name, _, value = param.partition("=")
         if is_sensitive_header(unquote(name)):
@@ -41,5 +43,7 @@ def secret_values(config: Config) -> list[str]:
         + _url_secrets(prometheus.url)
         + _url_secrets(http.url)
         + _url_secrets(config.meterworker.redis_url)
+        + _url_secrets(config.meterworker.broker_url)
+        + [config.meterworker.redis_sentinel.password or ""]
     )
     return list(dict.fromkeys(s for s in candidates if s and s.strip()))

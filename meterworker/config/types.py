@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator
 
 from meterworker.durations import parse_duration
 from meterworker.config.errors import describe
+from meterworker.connect.urls import UrlError, is_amqp_url, parse_redis_url
 from meterworker.redact import redact_url
 
 
@@ -70,8 +71,18 @@ def _http_url(url: str) -> str:
 
 
 def _redis_url(url: str) -> str:
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}")
+    parse_redis_url(url)  # UrlError is a ValueError with a message naming the problem
+    return url
+
+
+def _broker_url(url: str) -> str:
+    if not is_amqp_url(url):
+        try:
+            parse_redis_url(url)
+        except UrlError as e:
+            raise ValueError(f"{e}; or an amqp:// URL (RabbitMQ)") from None
+    elif not urlsplit(url).hostname:
+        raise ValueError(f"the URL has no host: {redact_url(url)!r}")
     return url
 
 
@@ -102,5 +113,6 @@ Name = Annotated[str, AfterValidator(_name)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HttpStatus = Annotated[int, AfterValidator(_http_status)]
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 TimeZone = Annotated[str, AfterValidator(timezone_name)]

@@ -1,0 +1,64 @@
+"""Confirming that a write reached the replicas before it counts (Redis WAIT).
+
+Redis replicates asynchronously: a primary that dies can take its last writes with it, and the
+replica the Sentinels promote never saw them. WAIT blocks until `replicas` replicas acknowledged
+every earlier write *of the same connection*, so the write and the WAIT must share one: write
+through ``pinned(client)`` (or a pipeline ending in WAIT, whose count goes to
+``require_replicas``). A write that is not confirmed is not lost yet, but not safe either: the
+caller must not report it done (nor acknowledge the message that asked for it) and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+__all__ = ["ReplicationError", "confirm_replicated", "pinned", "require_replicas"]
+
+
+class ReplicationError(redis.RedisError):
+    """Fewer replicas than required confirmed a write in time: retry it."""
+
+    def __init__(self, confirmed: int, required: int, timeout_ms: int):
+        self.confirmed, self.required, self.timeout_ms = confirmed, required, timeout_ms
+        super().__init__(
+            f"write confirmed by {confirmed} of the {required} Redis replica(s) required within {timeout_ms} ms "
+            "(meterworker.redis_min_replicas); it does not count as done, retry it")
+
+
+def require_replicas(confirmed: int, replicas: int, timeout_ms: int) -> int:
+    """`confirmed` (WAIT's answer), or ReplicationError when it is below `replicas`."""
+    if confirmed < replicas:
+        raise ReplicationError(confirmed, replicas, timeout_ms)
+    return confirmed
+
+
+def confirm_replicated(client: redis.Redis, replicas: int, timeout_ms: int) -> int:
+    """WAIT until `replicas` replicas have the writes made so far on `client`'s connection; return
+    how many confirmed. `replicas` 0 (the default config) is off: no round trip, returns 0.
+
+    `client` must be bound to one connection (``pinned(...)``): on a pooled client WAIT could run
+    on another connection than the write and confirm nothing (TypeError)."""
+    if replicas <= 0:
+        return 0
+    if isinstance(client, redis.client.Pipeline) or getattr(client, "connection", None) is None:
+        raise TypeError("confirm_replicated needs a client on one connection (meterworker.connect.pinned): "
+                        "WAIT only counts the writes of its own connection")
+    confirmed = int(client.execute_command("WAIT", replicas, timeout_ms))
+    if confirmed < replicas:
+        # Maybe a primary the Sentinels replaced, which still takes writes until they demote it
+        # (up to ~10 s): the connection's next command asks the Sentinels again.
+        client.connection.disconnect()
+    return require_replicas(confirmed, replicas, timeout_ms)
+
+
+@contextmanager
+def pinned(client: redis.Redis) -> Iterator[redis.Redis]:
+    """A client on one connection of `client`'s pool (given back on leaving), for write + WAIT."""
+    one = redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
+    try:
+        yield one
+    finally:
+        one.close()
