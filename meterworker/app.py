@@ -5,6 +5,7 @@ import os
 from celery import Celery
 
 from meterworker import broker_fix, runtime
+from meterworker.connect import celery_settings, connection_options
 
 broker_fix.install()
 
@@ -13,25 +14,22 @@ app = Celery("meterworker", include=["meterworker.query.task", "meterworker.deli
 app.config_from_object("celeryconfig")
 
 
-def _broker_url() -> str:
-    url = os.environ.get(runtime.REDIS_ENV)
-    if url:
-        return url
+def _connection_settings() -> dict:
+    """Broker, result backend and their transport options, from the config and the environment."""
+    settings = None
     if os.environ.get(runtime.CONFIG_ENV):
         try:
-            url = runtime.configured_redis_url(runtime.current().config)
+            settings = runtime.current().config.meterworker
         except Exception:  # a bad config is reported by the task that needs it, with its field path
-            url = None
-    return url or app.conf.broker_url or runtime.DEFAULT_REDIS_URL
+            pass
+    options = connection_options(settings, default_redis_url=app.conf.broker_url or runtime.DEFAULT_REDIS_URL)
+    return celery_settings(options, app.conf.broker_transport_options)
 
 
-app.conf.broker_url = _broker_url()
-app.conf.result_backend = app.conf.broker_url
+app.conf.update(_connection_settings())
 
 
 def use_runtime(rt: "runtime.Runtime") -> None:
-    """Point the app at the Redis of a config loaded by a command (not from $METERWORKER_CONFIG)."""
-    url = runtime.configured_redis_url(rt.config)
-    if url:
-        app.conf.broker_url = app.conf.result_backend = url
+    """Point the app at the Redis and broker of a config loaded by a command (not from $METERWORKER_CONFIG)."""
+    app.conf.update(celery_settings(rt.connections, app.conf.broker_transport_options))
     runtime.install(rt)

@@ -40,8 +40,17 @@ class Runtime:
         return self.config.meterworker.name
 
     @cached_property
+    def connections(self):
+        """What to connect to: Redis (plain, TLS or Sentinel) and the broker, from the config and environment."""
+        from meterworker.connect import connection_options
+
+        return connection_options(self.config.meterworker)
+
+    @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(configured_redis_url(self.config) or DEFAULT_REDIS_URL)
+        from meterworker.connect import redis_client
+
+        return redis_client(self.connections)
 
     @cached_property
     def state(self) -> State:

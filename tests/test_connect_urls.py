@@ -8,7 +8,8 @@ import pytest
 from meterworker.config import ConfigError, Settings, parse_config
 from meterworker.connect import UrlError, celery_settings, connection_options, parse_redis_url
 from meterworker.connect.urls import redis_url_without_tls
-from meterworker.redact import redact_url, secret_values
+from meterworker.redact import redact_url
+from meterworker.config.secrets import secret_values
 
 SENTINELS = "sentinel://:data-pw@10.0.0.1:26379;sentinel://10.0.0.2:26380/3;sentinel://10.0.0.3"
 
