@@ -51,6 +51,9 @@ def _verify(cfg) -> bool | ssl.SSLContext:
 class PrometheusClient:
     def __init__(self, cfg, transport: httpx.BaseTransport | None = None):
         self._url = cfg.url.rstrip("/")
+        base = httpx.URL(cfg.url)
+        # The API path goes after the base URL's path and before its query string (`?access_token=…`).
+        self._query_url = base.copy_with(path=base.path.rstrip("/") + "/api/v1/query")
         self._timeout = cfg.timeout
         self._client = httpx.Client(
             headers=_headers(cfg),
@@ -89,7 +92,7 @@ class PrometheusClient:
     def stream(self, promql: str, at: datetime) -> Iterator[StreamedResult]:
         """The result of POST /api/v1/query at `at`, series by series, without holding the whole response."""
         try:
-            with self._client.stream("POST", f"{self._url}/api/v1/query", data=self._form(promql, at)) as resp:
+            with self._client.stream("POST", self._query_url, data=self._form(promql, at)) as resp:
                 if resp.status_code != 200:
                     resp.read()
                     raise self._api_error(resp.status_code, resp.text)
