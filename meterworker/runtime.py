@@ -14,7 +14,7 @@ from meterworker.delivery.sender import Sender
 from meterworker.delivery.inflight import InFlightSlots
 from meterworker.delivery.outbox import Outbox
 from meterworker.query.prometheus import PrometheusClient
-from meterworker.config.secrets import secret_values
+from meterworker.config.secrets import secret_forms
 from meterworker.redact import MASK, redact_url
 from meterworker.schedule.cron import Schedule, parse_schedule
 from meterworker.schedule.state import State
@@ -77,7 +77,7 @@ class Runtime:
 
     @cached_property
     def _secrets(self) -> list[str]:
-        return sorted(secret_values(self.config), key=len, reverse=True)
+        return sorted(secret_forms(self.config), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         for s in self._secrets:

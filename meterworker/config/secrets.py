@@ -22,10 +22,7 @@ def _url_secrets(url: str | None) -> list[str]:
         parts = urlsplit(url)
     except ValueError:
         return []
-    secrets = []
-    if parts.password:
-        password = unquote(parts.password)
-        secrets += [parts.password, password, _basic(unquote(parts.username or ""), password)]
+    secrets = [parts.password or ""]
     for param in parts.query.split("&"):
         name, _, value = param.partition("=")
         if is_sensitive_header(unquote(name)):
@@ -53,20 +50,40 @@ def _derived(secret: str) -> list[str]:
 
 
 def secret_values(config: Config) -> list[str]:
-    """Every secret string in the config and its derived forms, for scrubbing text; no empty strings, no repeats."""
+    """Every secret string in the config, as written there; no empty strings, no repeats."""
     prometheus = config.input.prometheus
     http = config.http
-    auth = prometheus.basic_auth
     candidates = (
         _header_secrets(prometheus.headers)
         + _header_secrets(http.headers)
-        + [prometheus.bearer_token or ""]
-        + ([auth.password, _basic(auth.username, auth.password)] if auth and auth.password else [])
+        + [prometheus.bearer_token or "", prometheus.basic_auth.password if prometheus.basic_auth else ""]
         + _url_secrets(prometheus.url)
         + _url_secrets(http.url)
         + _url_secrets(config.meterworker.redis_url)
     )
-    forms = [form for s in candidates if s and s.strip() for form in _derived(s)]
+    return list(dict.fromkeys(s for s in candidates if s and s.strip()))
+
+
+def _basic_credentials(config: Config) -> list[str]:
+    """`user:password` as base64, for basic_auth and for every URL with userinfo."""
+    pairs = []
+    auth = config.input.prometheus.basic_auth
+    if auth is not None and auth.password:
+        pairs.append((auth.username, auth.password))
+    for url in (config.input.prometheus.url, config.http.url, config.meterworker.redis_url):
+        try:
+            parts = urlsplit(url or "")
+        except ValueError:
+            continue
+        if parts.password:
+            pairs.append((unquote(parts.username or ""), unquote(parts.password)))
+    return [_basic(user, password) for user, password in pairs]
+
+
+def secret_forms(config: Config) -> list[str]:
+    """Every secret of the config in every form text may show it (escaped, URL-encoded, basic auth's base64),
+    for scrubbing; no empty strings, no repeats."""
+    forms = [form for s in secret_values(config) for form in _derived(s)] + _basic_credentials(config)
     return list(dict.fromkeys(s for s in forms if s and s.strip()))
 
 

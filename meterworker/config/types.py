@@ -146,7 +146,8 @@ def _credential(text: str) -> str:
     return text
 
 
-Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_positive)]
+Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_positive)]
 NonEmptyStr = Annotated[str, AfterValidator(_not_blank)]
 Name = Annotated[str, AfterValidator(_name)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
