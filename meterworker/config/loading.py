@@ -13,7 +13,7 @@ from meterworker.config.env import Expansion
 from meterworker.config.errors import ConfigError, describe, format_path, problem_from_pydantic
 from meterworker.config.models import Config
 from meterworker.config.secrets import strip_secrets
-from meterworker.config.yaml_loader import StrictLoader, yaml_problem
+from meterworker.config.yaml_loader import TooLarge, load as load_yaml, yaml_problem
 
 
 @dataclass
@@ -37,9 +37,11 @@ def load_config(path: str | os.PathLike, environ: collections.abc.Mapping[str, s
     except OSError as e:
         raise ConfigError([f"{name}: cannot read the file: {e.strerror or e}"]) from None
     try:
-        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError([yaml_problem(name, e)]) from None
+    except TooLarge as e:
+        raise ConfigError([f"{name}: {e}"]) from None
     return _parse(data, environ, origin=name)
 
 

@@ -9,11 +9,15 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BeforeValidator
 
-from meterworker.durations import parse_duration
+from meterworker.durations import format_go_duration, parse_duration
 from meterworker.config.errors import describe
 from meterworker.redact import redact_url
 
 
+
+
+MAX_DURATION = 100 * 365 * 86400.0  # longer than any schedule, offset or horizon; far below datetime's range
+MIN_POSITIVE_DURATION = 0.001  # a timeout, period or interval shorter than 1ms is a typo
 
 
 def _seconds(value: Any) -> float:
@@ -27,6 +31,9 @@ def _seconds(value: Any) -> float:
         raise ValueError(f"expected a duration such as '30s' or '1m', got {describe(value)}")
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite duration, got {value!r}")
+    if abs(seconds) > MAX_DURATION:
+        raise ValueError(f"{value!r} is too long: a duration here is at most {format_go_duration(MAX_DURATION)} "
+                         f"({MAX_DURATION // 86400:.0f} days)")
     return seconds
 
 
@@ -39,6 +46,8 @@ def _not_negative(seconds: float) -> float:
 def _positive(seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("must be greater than zero")
+    if seconds < MIN_POSITIVE_DURATION:
+        raise ValueError(f"must be at least 1ms, got {format_go_duration(seconds)}")
     return seconds
 
 
