@@ -44,6 +44,9 @@ def format_go_duration(seconds: float) -> str:
         return "0s"
     ms = round(abs(seconds) * 1000)
     sign = "-" if seconds < 0 else ""
+    if ms == 0:  # below a millisecond, as Go prints it
+        micros = abs(seconds) * 1e6
+        return sign + (f"{micros:.3g}µs" if micros >= 1 else f"{micros * 1000:.3g}ns")
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
     s, ms_left = divmod(rest, 1000)

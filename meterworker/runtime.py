@@ -14,7 +14,8 @@ from meterworker.delivery.sender import Sender
 from meterworker.delivery.inflight import InFlightSlots
 from meterworker.delivery.outbox import Outbox
 from meterworker.query.prometheus import PrometheusClient
-from meterworker.config.secrets import secret_values
+from meterworker.config.secrets import secret_forms
+from meterworker.redact import MASK, redact_url
 from meterworker.schedule.cron import Schedule, parse_schedule
 from meterworker.schedule.state import State
 
@@ -85,11 +86,11 @@ class Runtime:
 
     @cached_property
     def _secrets(self) -> list[str]:
-        return sorted(secret_values(self.config), key=len, reverse=True)
+        return sorted(secret_forms(self.config), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         for s in self._secrets:
-            text = text.replace(s, "****")
+            text = text.replace(s, MASK)
         return text
 
     @cached_property
@@ -121,6 +122,27 @@ def current() -> Runtime:
 def install(rt: Runtime) -> None:
     global _current
     _current = rt
+
+
+class RedactUrls(logging.Filter):
+    """Masks credentials in the URLs that HTTP clients log (httpx logs every request line at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(str(a)) if str(a).startswith(("http://", "https://")) else a
+                                for a in record.args)
+        return True
+
+
+HTTP_LOGGERS = ("httpx", "httpcore")
+
+
+def redact_http_logs() -> None:
+    """Install RedactUrls on the loggers of the HTTP clients (once per process)."""
+    for name in HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrls) for f in logger.filters):
+            logger.addFilter(RedactUrls())
 
 
 class ScrubSecrets(logging.Filter):

@@ -28,6 +28,7 @@ def _runtime_or_none() -> runtime.Runtime | None:
 def _set_up_logger(logger=None, **_):
     handlers = logging.getLogger().handlers + (logger.handlers if logger else [])
     rt = _runtime_or_none()
+    runtime.redact_http_logs()
     logs.use_formatter(handlers, rt.scrub if rt else None)
     if rt is not None:
         scrubber = runtime.ScrubSecrets(rt.scrub)

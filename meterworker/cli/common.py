@@ -44,5 +44,10 @@ class TimeParam(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, scrub=None) -> None:
+    """Log lines on stderr, with the config's secrets (`scrub`) and credentials in logged URLs masked."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    runtime.redact_http_logs()
+    if scrub is not None:
+        for h in logging.getLogger().handlers:
+            h.addFilter(runtime.ScrubSecrets(scrub))

@@ -23,9 +23,9 @@ def once(config_path, at, send, loglevel):
     from meterworker.query.mapping import ResultTypeError
     from meterworker.query.prometheus import PrometheusClient, PrometheusError
 
-    _setup_logging(loglevel)
     cfg = _load(config_path)
     rt = runtime.Runtime(cfg)
+    _setup_logging(loglevel, rt.scrub)
     at = at or datetime.now(timezone.utc)
     client = PrometheusClient(cfg.input.prometheus)
     failed = 0

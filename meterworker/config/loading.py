@@ -12,7 +12,8 @@ from meterworker.config.compat import compatibility_problems
 from meterworker.config.env import Expansion
 from meterworker.config.errors import ConfigError, describe, format_path, problem_from_pydantic
 from meterworker.config.models import Config
-from meterworker.config.yaml_loader import StrictLoader, yaml_problem
+from meterworker.config.secrets import strip_secrets
+from meterworker.config.yaml_loader import TooLarge, load as load_yaml, yaml_problem
 
 
 @dataclass
@@ -36,9 +37,11 @@ def load_config(path: str | os.PathLike, environ: collections.abc.Mapping[str, s
     except OSError as e:
         raise ConfigError([f"{name}: cannot read the file: {e.strerror or e}"]) from None
     try:
-        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError([yaml_problem(name, e)]) from None
+    except TooLarge as e:
+        raise ConfigError([f"{name}: {e}"]) from None
     return _parse(data, environ, origin=name)
 
 
@@ -55,6 +58,7 @@ def _parse(data: Any, environ: collections.abc.Mapping[str, str] | None, origin:
                            f"got {describe(data)}"])
     expansion = Expansion(os.environ if environ is None else environ)
     data = expansion.expand(data, ())
+    stripped = strip_secrets(data)
     found = compatibility_problems(data)
     try:
         config = Config.model_validate(data)
@@ -65,4 +69,4 @@ def _parse(data: Any, environ: collections.abc.Mapping[str, str] | None, origin:
     problems = expansion.problems + [(path, message) for path, message in found if path not in unset]
     if problems:
         raise ConfigError(list(dict.fromkeys(f"{format_path(path)}: {message}" for path, message in problems)))
-    return LoadedConfig(config, [f"{format_path(path)}: {message}" for path, message in expansion.warnings])
+    return LoadedConfig(config, [f"{format_path(path)}: {message}" for path, message in expansion.warnings + stripped])

@@ -6,7 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from meterworker.config.types import (
-    BrokerUrl, Duration, ExistingFile, HttpStatus, HttpUrl, Name, NonEmptyStr, PositiveDuration, RedisUrl, TimeZone,
+    BrokerUrl, Credential, Duration, ExistingFile, Headers, HttpStatus, HttpUrl, Name, NonEmptyStr, PositiveDuration,
+    RedisUrl, TimeZone,
 )
 
 
@@ -108,9 +109,9 @@ class PrometheusInput(_Model):
     timezone: TimeZone = "UTC"
     query_offset: Duration = 0.0
     timeout: PositiveDuration = 30.0
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     basic_auth: BasicAuth | None = None
-    bearer_token: str | None = None
+    bearer_token: Credential | None = None
     tls: TLS = Field(default_factory=TLS)
     queries: list[QueryItem]
 
@@ -148,7 +149,7 @@ _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 class HttpClient(_Model):
     url: HttpUrl
     verb: str = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     timeout: PositiveDuration = 30.0
     retry_period: Duration = 15.0
     retries: int = Field(3, ge=0)

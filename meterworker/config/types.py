@@ -9,12 +9,16 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BeforeValidator
 
-from meterworker.durations import parse_duration
+from meterworker.durations import format_go_duration, parse_duration
 from meterworker.config.errors import describe
 from meterworker.connect.urls import UrlError, is_amqp_url, parse_redis_url
 from meterworker.redact import redact_url
 
 
+
+
+MAX_DURATION = 100 * 365 * 86400.0  # longer than any schedule, offset or horizon; far below datetime's range
+MIN_POSITIVE_DURATION = 0.001  # a timeout, period or interval shorter than 1ms is a typo
 
 
 def _seconds(value: Any) -> float:
@@ -28,6 +32,9 @@ def _seconds(value: Any) -> float:
         raise ValueError(f"expected a duration such as '30s' or '1m', got {describe(value)}")
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite duration, got {value!r}")
+    if abs(seconds) > MAX_DURATION:
+        raise ValueError(f"{value!r} is too long: a duration here is at most {format_go_duration(MAX_DURATION)} "
+                         f"({MAX_DURATION // 86400:.0f} days)")
     return seconds
 
 
@@ -40,6 +47,8 @@ def _not_negative(seconds: float) -> float:
 def _positive(seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("must be greater than zero")
+    if seconds < MIN_POSITIVE_DURATION:
+        raise ValueError(f"must be at least 1ms, got {format_go_duration(seconds)}")
     return seconds
 
 
@@ -106,6 +115,57 @@ def _http_status(code: int) -> int:
     return code
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    """Header names and values HTTP can carry; a bad value is described, never shown (it may be a secret)."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+        bad = next((i for i, c in enumerate(value) if (ord(c) < 0x20 and c != "\t") or ord(c) >= 0x7f), None)
+        if bad is not None:
+            kind = "a line break" if value[bad] in "\r\n" else (
+                "a control character" if ord(value[bad]) < 0x20 or ord(value[bad]) == 0x7f else "a non-ASCII character")
+            raise ValueError(f"the value of header {name!r} holds {kind} at position {bad + 1}, "
+                             "which HTTP cannot send (the value is not shown: it may be a secret)")
+    return headers
+
+
+def _credential(text: str) -> str:
+    bad = next((i for i, c in enumerate(text) if ord(c) < 0x20 or ord(c) >= 0x7f), None)
+    if bad is not None:
+        raise ValueError(f"holds a line break, control or non-ASCII character at position {bad + 1}, which HTTP "
+                         "cannot send in a header (the value is not shown: it may be a secret)")
+    return text
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
+Positive_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    """Header names and values HTTP can carry; a bad value is described, never shown (it may be a secret)."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+        bad = next((i for i, c in enumerate(value) if (ord(c) < 0x20 and c != "\t") or ord(c) >= 0x7f), None)
+        if bad is not None:
+            kind = "a line break" if value[bad] in "\r\n" else (
+                "a control character" if ord(value[bad]) < 0x20 or ord(value[bad]) == 0x7f else "a non-ASCII character")
+            raise ValueError(f"the value of header {name!r} holds {kind} at position {bad + 1}, "
+                             "which HTTP cannot send (the value is not shown: it may be a secret)")
+    return headers
+
+
+def _credential(text: str) -> str:
+    bad = next((i for i, c in enumerate(text) if ord(c) < 0x20 or ord(c) >= 0x7f), None)
+    if bad is not None:
+        raise ValueError(f"holds a line break, control or non-ASCII character at position {bad + 1}, which HTTP "
+                         "cannot send in a header (the value is not shown: it may be a secret)")
+    return text
+
+
 Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
 PositiveDuration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_positive)]
 NonEmptyStr = Annotated[str, AfterValidator(_not_blank)]
@@ -116,3 +176,5 @@ RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 TimeZone = Annotated[str, AfterValidator(timezone_name)]
+Headers = Annotated[dict[str, str], AfterValidator(_headers)]
+Credential = Annotated[str, AfterValidator(_credential)]

@@ -15,9 +15,10 @@ def overdue(size: int, oldest_age: float, period: float) -> bool:
 def lease_seconds(timeout: float) -> float:
     """How long a batch stays with its worker without a sign of life before another worker takes it over.
 
-    The worker renews the lease before each request, and httpx's `timeout` bounds each phase of a
-    request (connect, write, read) separately; the lease outlasts all three with room to spare,
-    so that a slow but living worker never has its batch sent by another one at the same time.
+    The worker renews the lease before each request, and `timeout` is the whole request's deadline
+    (deadline.py; through a proxy of the environment, httpx's transport bounds each of connect, write
+    and read by it instead); the lease outlasts three of them with room to spare, so that a slow but
+    living worker never has its batch sent by another one at the same time.
     """
     return 3 * timeout + 5
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from meterworker.delivery.backoff import retry_delay
 from meterworker.delivery.verdicts import (
-    Response, Verdict, classify, describe, give_up_reason, gives_up, rejection_reason, splits,
+    Response, Verdict, classify, describe, give_up_reason, gives_up, rejection_reason, same_refusal, splits,
 )
 
 log = logging.getLogger(__name__)
@@ -129,21 +129,33 @@ def steps(items: list[T], post: Callable[[list[T]], Response], drop_on: list[int
     """Post `items` once, yielding each request's outcome as soon as it is known.
 
     A batch refused with a status that some of its events may cause (verdicts.splits) is split in
-    halves until the refused events are alone, so that the others are delivered. A retryable
-    failure ends the attempt: its step holds every event not yet settled.
+    halves until the refused events are alone, so that the others are delivered; when both halves are
+    refused for the same reason (verdicts.same_refusal), the events are not what the sink refuses, so
+    the batch is not split further and goes to the dead-letter store whole. A retryable failure ends
+    the attempt: its step holds every event not yet settled.
     """
-    pending = [items] if items else []
+    pending: list[tuple[list[T], Response | None]] = [(items, None)] if items else []
     while pending:
-        part = pending.pop(0)
-        resp = post(part)
+        part, resp = pending.pop(0)
+        resp = resp or post(part)
         verdict = classify(resp, drop_on, error_patterns)
-        if verdict is Verdict.RETRY:
-            yield Step(part + [e for rest in pending for e in rest], resp, verdict)
-            return
         if verdict is Verdict.DROP and splits(resp, len(part)):
+            yield Step(part, resp, Verdict.SPLIT)
             half = len(part) // 2
-            pending[:0] = [part[:half], part[half:]]
-            verdict = Verdict.SPLIT
+            left, right = part[:half], part[half:]
+            left_resp = post(left)
+            if classify(left_resp, drop_on, error_patterns) is not Verdict.DROP:
+                pending[:0] = [(left, left_resp), (right, None)]
+                continue
+            right_resp = post(right)
+            if classify(right_resp, drop_on, error_patterns) is Verdict.DROP and same_refusal(left_resp, right_resp):
+                yield Step(part, right_resp, Verdict.DROP)
+            else:
+                pending[:0] = [(left, left_resp), (right, right_resp)]
+            continue
+        if verdict is Verdict.RETRY:
+            yield Step(part + [e for rest, _ in pending for e in rest], resp, verdict)
+            return
         yield Step(part, resp, verdict)
 
 

@@ -11,6 +11,7 @@ the Sender uses this transport only when httpx would connect directly (`direct`)
 from __future__ import annotations
 
 import http.client
+import io
 import select
 import ssl
 import threading
@@ -18,6 +19,35 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import httpx
+
+from meterworker import deadline
+
+
+class _Reader(io.RawIOBase):
+    """The socket as http.client reads a response: every read waits at most what is left of the request's
+    deadline (a server that trickles bytes would otherwise reset the socket's timeout with each one)."""
+
+    def __init__(self, sock, timeout: float | None, budget: deadline.Budget):
+        self.sock, self.timeout, self.budget = sock, timeout, budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        def recv(t):
+            self.sock.settimeout(t)
+            return self.sock.recv_into(b)
+
+        return self.budget.spend(recv, self.timeout, TimeoutError)
+
+
+def _response_class(timeout: float | None, budget: deadline.Budget):
+    def response(sock, *args, **kwargs):
+        resp = http.client.HTTPResponse(sock, *args, **kwargs)
+        resp.fp = io.BufferedReader(_Reader(sock, timeout, budget))
+        return resp
+
+    return response
 
 
 def direct(url: str) -> bool:
@@ -44,7 +74,8 @@ class _Connection:
             self._conn.close()
             self._conn = None
 
-    def _usable(self, request: httpx.Request, timeout: float | None) -> http.client.HTTPConnection:
+    def _usable(self, request: httpx.Request, timeout: float | None,
+                budget: deadline.Budget | None) -> http.client.HTTPConnection:
         conn = self._conn
         if conn is not None and conn.sock is not None:
             # An idle keep-alive connection that has something to read was closed by the server (or is
@@ -59,7 +90,10 @@ class _Connection:
             else:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
             try:
-                conn.connect()
+                if budget is None:
+                    conn.connect()
+                else:
+                    budget.spend(lambda t: (setattr(conn, "timeout", t), conn.connect()), timeout, TimeoutError)
             except TimeoutError as e:
                 conn.close()
                 raise httpx.ConnectTimeout(str(e) or "timed out", request=request) from e
@@ -70,17 +104,23 @@ class _Connection:
         return conn
 
     def send(self, request: httpx.Request, body: bytes, timeouts: dict) -> httpx.Response:
-        conn = self._usable(request, timeouts.get("connect"))
+        # The deadline of `with deadline.deadline(...)`, else httpx's read timeout for the whole request.
+        budget = deadline.current() or deadline.Budget(timeouts.get("read") or float("inf"))
+        conn = self._usable(request, timeouts.get("connect"), budget)
         try:
             phase = "write"
-            conn.sock.settimeout(timeouts.get("write"))
             conn.putrequest(request.method, request.url.raw_path.decode("ascii"), skip_host=True,
                             skip_accept_encoding=True)
             for name, value in request.headers.raw:
                 conn.putheader(name, value)
-            conn.endheaders(body)
+
+            def write(t):
+                conn.sock.settimeout(t)
+                conn.endheaders(body)
+
+            budget.spend(write, timeouts.get("write"), TimeoutError)
             phase = "read"
-            conn.sock.settimeout(timeouts.get("read"))
+            conn.response_class = _response_class(timeouts.get("read"), budget)
             resp = conn.getresponse()
             data = resp.read()
         except BaseException as e:

@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import orjson
 
+from meterworker.deadline import deadline
 from meterworker.delivery import http11
 from meterworker.delivery.backoff import parse_retry_after
 from meterworker.delivery.verdicts import Response
@@ -59,11 +60,14 @@ class Sender:
                 body[:BODY_LIMIT].decode(errors="replace"),
             )
         try:
-            r = self._client.request(self.cfg.verb, self.cfg.url, content=body, headers=self._headers)
+            with deadline(self.cfg.timeout):
+                r = self._client.request(self.cfg.verb, self.cfg.url, content=body, headers=self._headers)
         except httpx.TimeoutException:
             return Response(None, "", error=f"timed out after {self.cfg.timeout:g}s")
         except httpx.HTTPError as e:
             return Response(None, "", error=f"{type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - e.g. a header value HTTP cannot carry: retried, then dead-lettered
+            return Response(None, "", error=f"cannot send the request: {type(e).__name__}: {e}")
         if dump:
             log.log(self._dump_level, "response %d body=%s", r.status_code, r.text[:BODY_LIMIT])
         return Response(r.status_code, r.text[:BODY_LIMIT], parse_retry_after(r.headers.get("Retry-After")))

@@ -12,10 +12,12 @@ import time
 from meterworker import runtime
 from meterworker.app import app
 from meterworker.delivery.batching import sweep_interval
-from meterworker.delivery.driver import Driver
+from meterworker.delivery.backoff import retry_delay
+from meterworker.delivery.driver import Driver, Failure
 from meterworker.delivery.outbox import Added, LeaseLost
 from meterworker.delivery.records import OutboxRecord
 from meterworker.delivery.sweeper import Sweeper
+from meterworker.delivery.verdicts import Response, give_up_reason, gives_up
 from meterworker.ops import metrics
 from meterworker.keys import SEND_QUEUE, SEND_TASK
 from meterworker.runtime import Runtime
@@ -99,11 +101,34 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             except LeaseLost:
                 log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
                             batch.id, extra={"batch_id": batch.id})
+            except Exception as e:  # noqa: BLE001 - never a batch stuck without a reason
+                _unexpected(rt, batch, slot, e)
             if batch_id is not None or time.monotonic() >= deadline:
                 break
     if batch_id is None and rt.outbox.ready():
         request_batch()  # the workers lag behind: keep draining
     return delivered
+
+
+def _unexpected(rt: Runtime, batch, slot, e: Exception) -> None:
+    """An error no verdict foresaw: the batch's attempt counts as failed, retried with backoff like a
+    refused request, and dead-lettered with the error as its reason after `retries` retries."""
+    http = rt.config.http
+    reason = rt.scrub(f"unexpected error: {type(e).__name__}: {e}")
+    record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon)
+    record.first_failure = record.first_failure or time.time()
+    extra = {"batch_id": batch.id}
+    if gives_up(record.attempt, http.retries):
+        log.exception("batch %s: %s; attempt %d of %d, dead-lettering it", batch.id, reason, record.attempt,
+                      http.retries + 1, extra=extra)
+        failure = Failure(give_up_reason(record.attempt, Response(None, "", error=reason)),
+                          Response(None, "", error=reason), record.attempt, record.first_failure)
+        record.dead_lettered(batch.items, failure)
+        return
+    delay = retry_delay(record.attempt, http.retry_period, http.max_retry_backoff)
+    log.exception("batch %s: %s; attempt %d of %d, retrying in %.1fs", batch.id, reason, record.attempt,
+                  http.retries + 1, delay, extra=extra)
+    record.retry_later(batch.items, delay)
 
 
 # --- the sweeper runs in every worker that consumes the send queue ---------------------------

@@ -58,6 +58,12 @@ def splits(resp: Response, events: int) -> bool:
     return events > 1 and resp.status in SPLIT_ON
 
 
+def same_refusal(a: Response, b: Response) -> bool:
+    """Whether two refusals give the same reason (status and body): then no event of either part is what
+    the sink refuses, or all of them are, and splitting further would not tell them apart."""
+    return a.status == b.status and a.body == b.body
+
+
 def describe(resp: Response) -> str:
     """What went wrong, in a few words: 'HTTP 503 Service Unavailable' or the connection error."""
     if resp.status is None:

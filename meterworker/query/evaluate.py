@@ -63,6 +63,13 @@ def log_skipped(query: str, tick: datetime, skipped: Skipped, subject_label: str
     if skipped.non_finite:
         log.warning("query %s tick %s: %d series with NaN or Inf values not sent; examples: %s",
                     query, tick.isoformat(), skipped.non_finite, skipped.examples)
+    if skipped.non_numeric:
+        log.warning("query %s tick %s: %d series with a value that is not a number not sent; examples: %s",
+                    query, tick.isoformat(), skipped.non_numeric, skipped.examples)
+    if skipped.duplicate:
+        log.warning("query %s tick %s: %d series repeat the labels of another series of the answer; the first "
+                    "of each is sent, the others not; examples: %s",
+                    query, tick.isoformat(), skipped.duplicate, skipped.examples)
     if skipped.no_subject:
         log.warning("query %s tick %s: %d series without the subject label %r not sent; examples: %s",
                     query, tick.isoformat(), skipped.no_subject, subject_label, skipped.examples)

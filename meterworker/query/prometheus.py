@@ -14,6 +14,8 @@ import httpx
 import ijson
 import orjson
 
+from meterworker.deadline import deadline, transport as deadline_transport
+from meterworker.delivery.http11 import direct
 from meterworker.query.mapping import check_result_type
 
 from meterworker.redact import redact_url
@@ -54,6 +56,12 @@ def api_url(base: str, path: str) -> httpx.URL:
     return url.copy_with(path=url.path.rstrip("/") + path)
 
 
+def _transport(cfg) -> httpx.BaseTransport | None:
+    """httpx's transport, keeping to the request's deadline; None (httpx's choice) where a proxy of the
+    environment applies, since httpx reads those only for a transport of its own (per-phase timeouts then)."""
+    return deadline_transport(verify=_verify(cfg)) if direct(cfg.url) else None
+
+
 class PrometheusClient:
     def __init__(self, cfg, transport: httpx.BaseTransport | None = None):
         self._url = cfg.url.rstrip("/")
@@ -64,7 +72,7 @@ class PrometheusClient:
             auth=_auth(cfg),
             verify=_verify(cfg),
             timeout=cfg.timeout,
-            transport=transport,
+            transport=transport or _transport(cfg),
         )
 
     def close(self) -> None:
@@ -96,9 +104,13 @@ class PrometheusClient:
 
     @contextmanager
     def stream(self, promql: str, at: datetime) -> Iterator[StreamedResult]:
-        """The result of POST /api/v1/query at `at`, series by series, without holding the whole response."""
+        """The result of POST /api/v1/query at `at`, series by series, without holding the whole response.
+
+        `timeout` is the deadline of the whole request: the time spent waiting on Prometheus adds up to at most
+        that, however it trickles its answer (deadline.py)."""
         try:
-            with self._client.stream("POST", self._query_url, data=self._form(promql, at)) as resp:
+            with deadline(self._timeout), \
+                    self._client.stream("POST", self._query_url, data=self._form(promql, at)) as resp:
                 if resp.status_code != 200:
                     resp.read()
                     raise self._api_error(resp.status_code, resp.text)
@@ -143,6 +155,24 @@ class _Chunks:
         return out
 
 
+def _error_document(head: bytes, rest: Iterator[bytes]) -> PrometheusError | None:
+    """Prometheus' own error (`{"status":"error","errorType":…,"error":…}`), which it may send with HTTP 200
+    too; None when the response is not one."""
+    if b'"status"' not in head:
+        return None
+    for chunk in rest:
+        head += chunk
+        if len(head) > _HEAD_LIMIT:
+            return None
+    try:
+        body = json.loads(head)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("status") != "error":
+        return None
+    return PrometheusError(f"Prometheus {body.get('errorType') or 'error'}: {body.get('error')}")
+
+
 def parse_stream(chunks: Iterable[bytes]) -> StreamedResult:
     """Prometheus writes resultType before the result; read up to it, then parse the result lazily."""
     it = iter(chunks)
@@ -155,7 +185,8 @@ def parse_stream(chunks: Iterable[bytes]) -> StreamedResult:
         head += chunk
         match = _RESULT_TYPE.search(head)
     if match is None:
-        raise PrometheusError(f"no resultType at the start of the response: {head[:200]!r}")
+        raise _error_document(head, it) or PrometheusError(
+            f"no resultType at the start of the response: {head[:200]!r}")
     if _PARTIAL.search(head, 0, match.start()):
         raise PrometheusError(PARTIAL)
     result_type = match.group(1).decode()

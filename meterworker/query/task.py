@@ -63,9 +63,15 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
                 handing = None
         metrics.events_skipped(query_name, "non_finite", ev.skipped.non_finite)
         metrics.events_skipped(query_name, "missing_subject", ev.skipped.no_subject)
-    except (PrometheusError, ResultTypeError) as e:
+        metrics.events_skipped(query_name, "non_numeric", ev.skipped.non_numeric)
+        metrics.events_skipped(query_name, "duplicate_series", ev.skipped.duplicate)
+    except Exception as e:  # noqa: BLE001 - every failure is recorded, then retried or given up on
         attempt = self.request.retries + 1
-        message = rt.scrub(str(e))
+        if isinstance(e, (PrometheusError, ResultTypeError)):
+            message = rt.scrub(str(e))
+        else:  # a bug or a broken part: shown in `status` like any other failure, with its traceback logged
+            message = rt.scrub(f"unexpected error: {type(e).__name__}: {e}")
+            log.exception("query %s tick %s: %s", query_name, when.isoformat(), message)
         rt.state.record_failure(query_name, tick, message, attempt)
         if max_attempts is not None and attempt >= max_attempts:
             log.error("query %s tick %s failed (attempt %d of %d), giving up: %s",

@@ -176,6 +176,9 @@ def _check_zone(tz: str) -> None:
         raise ValueError(f"unknown time zone {tz!r}; expected an IANA name such as 'Europe/Berlin'") from None
 
 
+MAX_EVERY = 100 * 365 * 86400  # seconds; a longer period is a typo (Go's own durations end at 292 years)
+
+
 def _every_period(text: str) -> int:
     parts = text.split(None, 1)
     if len(parts) == 1:
@@ -187,6 +190,8 @@ def _every_period(text: str) -> int:
     if "d" in parts[1]:
         # Go's time.ParseDuration, which robfig/cron uses here, stops at hours.
         raise ValueError(f"{text!r}: unknown unit 'd' in a Go duration; write e.g. '24h'")
+    if seconds > MAX_EVERY:
+        raise ValueError(f"{text!r}: the period must be at most 876000h (100 years)")
     whole = round(seconds)
     if whole < 1:
         raise ValueError(f"{text!r}: the period must be at least 1s")
