@@ -141,32 +141,6 @@ def _credential(text: str) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
-Positive_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def _headers(headers: dict[str, str]) -> dict[str, str]:
-    """Header names and values HTTP can carry; a bad value is described, never shown (it may be a secret)."""
-    for name, value in headers.items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
-        bad = next((i for i, c in enumerate(value) if (ord(c) < 0x20 and c != "\t") or ord(c) >= 0x7f), None)
-        if bad is not None:
-            kind = "a line break" if value[bad] in "\r\n" else (
-                "a control character" if ord(value[bad]) < 0x20 or ord(value[bad]) == 0x7f else "a non-ASCII character")
-            raise ValueError(f"the value of header {name!r} holds {kind} at position {bad + 1}, "
-                             "which HTTP cannot send (the value is not shown: it may be a secret)")
-    return headers
-
-
-def _credential(text: str) -> str:
-    bad = next((i for i, c in enumerate(text) if ord(c) < 0x20 or ord(c) >= 0x7f), None)
-    if bad is not None:
-        raise ValueError(f"holds a line break, control or non-ASCII character at position {bad + 1}, which HTTP "
-                         "cannot send in a header (the value is not shown: it may be a secret)")
-    return text
-
-
-Duration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
 PositiveDuration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_positive)]
 NonEmptyStr = Annotated[str, AfterValidator(_not_blank)]
 Name = Annotated[str, AfterValidator(_name)]
