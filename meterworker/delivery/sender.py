@@ -44,6 +44,17 @@ class Sender:
         self._transport = transport
         self._client = httpx.Client(timeout=http_cfg.timeout, transport=transport,
                                     headers={"User-Agent": f"meterworker/{_version()}"})
+        # The client builds each request (headers, timeouts); a direct one then goes straight to the
+        # transport: the client's cookie jar, auth and redirect steps do nothing for a sink and cost CPU.
+        self._send = self._client.send if transport is None else self._send_direct
+
+    def _send_direct(self, request: httpx.Request) -> httpx.Response:
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def close(self) -> None:
         self._client.close()
@@ -61,7 +72,8 @@ class Sender:
             )
         try:
             with deadline(self.cfg.timeout):
-                r = self._client.request(self.cfg.verb, self.cfg.url, content=body, headers=self._headers)
+                r = self._send(self._client.build_request(self.cfg.verb, self.cfg.url, content=body,
+                                                          headers=self._headers))
         except httpx.TimeoutException:
             return Response(None, "", error=f"timed out after {self.cfg.timeout:g}s")
         except httpx.HTTPError as e:
