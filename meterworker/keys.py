@@ -57,6 +57,15 @@ Delivery (meterworker.delivery.dedup, inflight, deadletter)
                                                   Send workers write it; kept until `dlq replay` or `dlq purge`.
   meterworker:{c}:dlq:index               zset    entry id -> time of the last failure. Same writers and lifetime.
 
+Replication (meterworker.connect.replication, with meterworker.redis_min_replicas > 0)
+
+  meterworker:{c}:replication-probe       string  "1": written before each WAIT, so that the WAIT covers every
+                                                  write made before it on any connection. Query and send
+                                                  workers write it. TTL 60 s.
+  meterworker:{c}:replication-shortfall   string  JSON {error, at, where} of the last write the replicas did not
+                                                  confirm in time. Query and send workers write it; `status`
+                                                  shows it. TTL 1 day.
+
 Celery's own (written by kombu, the broker transport, not by meterworker's code)
 
   query, send                             list    task messages waiting, one list per queue (QUEUES). Beat and
@@ -90,6 +99,8 @@ class Keys:
         self.in_flight = f"{p}:in-flight"
         self.dlq = f"{p}:dlq"
         self.dlq_index = f"{p}:dlq:index"
+        self.replication_probe = f"{p}:replication-probe"
+        self.replication_shortfall = f"{p}:replication-shortfall"
 
     def cursor(self, query: str) -> str:
         return f"{self.prefix}:cursor:{query}"

@@ -13,6 +13,7 @@ from meterworker.schedule.due import from_epoch
 from meterworker.query.mapping import ResultTypeError
 from meterworker.query.prometheus import PrometheusError
 from meterworker import runtime
+from meterworker.connect.replication import ReplicationError
 from meterworker.delivery.task import enqueue_events
 from meterworker.keys import QUERY_TASK
 from meterworker.ops import metrics
@@ -48,6 +49,7 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
     count = 0
     handing = None  # the slice being handed over in the background, while the next one is read
     try:
+        mark = rt.replication_mark()
         with evaluate(rt.config, rt.prometheus, query, rt.schedule_for(query), when) as ev:
             for part in chunks(ev.events, HANDOVER):
                 if handing is not None:
@@ -61,13 +63,15 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
             if handing is not None:
                 handing.result()
                 handing = None
+        # The events are in the outbox: they count (and the tick completes) once the replicas have them.
+        rt.confirm_writes(mark, f"query {query_name} tick {when.isoformat()}")
         metrics.events_skipped(query_name, "non_finite", ev.skipped.non_finite)
         metrics.events_skipped(query_name, "missing_subject", ev.skipped.no_subject)
         metrics.events_skipped(query_name, "non_numeric", ev.skipped.non_numeric)
         metrics.events_skipped(query_name, "duplicate_series", ev.skipped.duplicate)
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then retried or given up on
         attempt = self.request.retries + 1
-        if isinstance(e, (PrometheusError, ResultTypeError)):
+        if isinstance(e, (PrometheusError, ResultTypeError, ReplicationError)):
             message = rt.scrub(str(e))
         else:  # a bug or a broken part: shown in `status` like any other failure, with its traceback logged
             message = rt.scrub(f"unexpected error: {type(e).__name__}: {e}")
