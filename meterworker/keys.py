@@ -10,11 +10,17 @@ Tick state (meterworker.schedule.state)
                                                   Beat writes it (only ever forward). Kept forever.
   meterworker:{c}:claim:{q}:{tick}        string  "1": the tick was dispatched once. Beat writes it (SET NX).
                                                   TTL catchup_horizon + 1 day.
-  meterworker:{c}:pending:{q}             zset    tick -> time of its last sign of life (dispatch, attempt).
-                                                  Beat and backfill add ticks; query workers refresh them on a
-                                                  failed attempt and remove them when completed. A member lives
-                                                  until its tick completes; beat dispatches it again after
-                                                  stall_timeout without a sign of life.
+  meterworker:{c}:pending:{q}             zset    tick -> time of its last sign of life (dispatch, the lease of
+                                                  a task running it, or the time its retry is due). Beat and
+                                                  backfill add ticks; query workers refresh them while running
+                                                  them and on a failed attempt, and remove them when completed.
+                                                  A member lives until its tick completes; beat dispatches it
+                                                  again after stall_timeout without a sign of life.
+  meterworker:{c}:running:{q}:{tick}      string  the Celery task id of the query task running the tick: its
+                                                  lease. Query workers write it when they start the tick and
+                                                  renew it (and the tick's sign of life) every stall_timeout / 4
+                                                  while they run it; deleted when the task completes the tick or
+                                                  waits for its retry. TTL stall_timeout (a dead worker's runs out).
   meterworker:{c}:failure:{q}             string  JSON {tick, error, attempt, at} of the last failed attempt.
                                                   Query workers write it; deleted when a tick of q completes.
   meterworker:{c}:completed:{q}           string  the newest tick completed. Query workers write it (only ever
@@ -110,6 +116,9 @@ class Keys:
 
     def pending(self, query: str) -> str:
         return f"{self.prefix}:pending:{query}"
+
+    def running(self, query: str, tick: int | str) -> str:
+        return f"{self.prefix}:running:{query}:{tick}"
 
     def failure(self, query: str) -> str:
         return f"{self.prefix}:failure:{query}"
