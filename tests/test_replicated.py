@@ -18,10 +18,11 @@ SERIES = [({"instance": f"customer-{n}"}, str(n + 1)) for n in range(3)]
 TICK = 1795860000
 
 
-def sentinel_config(tmp_path, cluster, prometheus_url, sink_url, name="repl", **meterworker_extra):
+def sentinel_config(tmp_path, cluster, prometheus_url, sink_url, name="repl", schedule="@every 1h", offset="2s",
+                    **meterworker_extra):
     return write_config(
         tmp_path / "collector.yaml", prometheus_url, sink_url, [{"name": "q", "promql": "up"}],
-        schedule="@every 1h", name=name, http={"batching": {"count": 100, "period": "200ms"}},
+        schedule=schedule, offset=offset, name=name, http={"batching": {"count": 100, "period": "200ms"}},
         extra={"meterworker": {"redis_url": ";".join(f"{u}/0" for u in cluster.sentinel_urls()),
                                "redis_sentinel": {"master_name": cluster.master_name},
                                "query_retry_period": "1s", **meterworker_extra}})
