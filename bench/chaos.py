@@ -692,14 +692,22 @@ class Chaos:
             self.at(now() + f.duration, lambda: self.end_outage(f, self.redis.cluster.restart_killed))
         elif kind == "redis-failover":
             old = self.redis.cluster.failover()
-            f.detail = f"SENTINEL FAILOVER (the primary was port {old[1]})"
-            f.ended = now()
+            f.detail = f"SENTINEL FAILOVER (the primary was port {old[1]}); over when the Sentinels demoted it"
+            threading.Thread(target=self.until_demoted, args=(f, old), daemon=True).start()
         elif kind == "burst":
             n = self.args.burst_factor * self.usual_series
             self.exporter.set_extra_series(n)
             f.detail = f"{n} extra series ({self.args.burst_factor}x the usual {self.usual_series}) for {f.duration:g}s"
             self.at(now() + f.duration, lambda: self.end_outage(f, lambda: self.exporter.set_extra_series(0)))
         self.log(f"FAULT {kind}: {f.detail}")
+
+    def until_demoted(self, f: Fault, old) -> None:
+        """A SENTINEL FAILOVER lasts until the old primary is a replica: it takes writes until then."""
+        deadline = time.monotonic() + 60
+        while self.redis.cluster._role(old) == "master" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        f.ended = now()
+        self.log(f"   redis-failover over: port {old[1]} is a replica")
 
     def end_outage(self, f: Fault, action: Callable[[], None] | None = None) -> None:
         if action:

@@ -75,7 +75,8 @@ def confirm_writes(client: redis.Redis, probe_key: str, replicas: int, timeout_m
     (and answered): a probe write on one connection, then WAIT there. The replication stream is one
     ordered stream, so a replica that has the probe has every write before it. `since`: primary_id()
     taken before those writes; a different primary now (a fail-over in between, which may have dropped
-    them) is a ReplicationError too. `replicas` 0 is off: no round trip."""
+    them), or behind Sentinels a server they no longer name, is a ReplicationError too. `replicas` 0 is
+    off: no round trip."""
     if replicas <= 0:
         return 0
     with pinned(client) as one:
@@ -84,4 +85,21 @@ def confirm_writes(client: redis.Redis, probe_key: str, replicas: int, timeout_m
                                    "the Redis primary changed (a fail-over) since these writes, which it may not "
                                    "have: they do not count as done, retry them")
         one.set(probe_key, "1", px=60_000)
-        return confirm_replicated(one, replicas, timeout_ms)
+        confirmed = confirm_replicated(one, replicas, timeout_ms)
+        _still_the_primary(one, replicas, timeout_ms)
+        return confirmed
+
+
+def _still_the_primary(one: redis.Redis, replicas: int, timeout_ms: int) -> None:
+    """Behind Sentinels: the server that confirmed is the one they name. After a fail-over the old primary
+    takes writes (and its replicas confirm them) until the Sentinels demote it, then drops them."""
+    pool = one.connection_pool
+    if not hasattr(pool, "get_master_address"):
+        return
+    named = pool.get_master_address()
+    here = (one.connection.host, int(one.connection.port))
+    if (named[0], int(named[1])) != here:
+        one.connection.disconnect()
+        raise ReplicationError(0, replicas, timeout_ms,
+                               f"the Sentinels name another Redis primary now (a fail-over): the writes confirmed "
+                               f"on {here[0]}:{here[1]} may be dropped, they do not count as done, retry them")
