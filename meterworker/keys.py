@@ -8,8 +8,10 @@ Tick state (meterworker.schedule.state)
 
   meterworker:{c}:cursor:{q}              string  the newest tick beat dispatched (or found claimed).
                                                   Beat writes it (only ever forward). Kept forever.
-  meterworker:{c}:claim:{q}:{tick}        string  "1": the tick was dispatched once. Beat writes it (SET NX).
-                                                  TTL catchup_horizon + 1 day.
+  meterworker:{c}:claim:{q}:{tick}        string  "1": the tick was dispatched once. Beat writes it (SET NX);
+                                                  query workers read it (a claimed tick no longer pending is
+                                                  done: a copy of its task does nothing). TTL catchup_horizon
+                                                  + 1 day.
   meterworker:{c}:pending:{q}             zset    tick -> time of its last sign of life (dispatch, the lease of
                                                   a task running it, or the time its retry is due). Beat and
                                                   backfill add ticks; query workers refresh them while running

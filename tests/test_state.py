@@ -134,6 +134,13 @@ def test_a_running_tick_has_one_lease_which_is_a_sign_of_life(monkeypatch, r):
     # A lease on a tick that is not pending (a task sent by hand) does not make it pending.
     assert s.lease("q", 120, "task-c", ttl=30) is None
     assert s.query_status("q")["pending"] == [60]
+    # A copy of the task after beat's tick completed has nothing to do.
+    s.release("q", 60, "task-b")
+    s.complete("q", 60)
+    assert s.lease("q", 60, "task-d", ttl=30) == State.DONE
+    assert not r.exists("meterworker:c:running:q:60")
+    s.mark_pending("q", 60)  # a backfill of it: it runs again
+    assert s.lease("q", 60, "task-d", ttl=30) is None
 
 
 def test_a_failed_attempt_is_alive_until_its_retry_is_due(monkeypatch, r):

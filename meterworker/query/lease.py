@@ -2,7 +2,7 @@
 
 The lease tells beat the tick is being worked on: its sign of life in the pending set stays fresh, so
 it is not dispatched again however long Prometheus takes; and a second copy of the task (dispatched
-again, or a message the broker redelivered) finds it held and does nothing. A worker that dies, or
+again, or a message the broker redelivered) finds it held, or the tick done, and does nothing. A worker that dies, or
 loses Redis, stops renewing: after stall_timeout the lease is gone, the tick looks stalled, and beat
 dispatches it again.
 """
@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class TickLease:
-    """``with TickLease(state, query, tick, holder, ttl) as lease:`` lease.other is None when this task holds it."""
+    """``with TickLease(state, query, tick, holder, ttl) as lease:`` lease.other is None when this task holds it,
+    State.DONE when the tick is done already, else the id of the task that holds it."""
 
     def __init__(self, state, query: str, tick: int, holder: str, ttl: float):
         self.state, self.query, self.tick, self.holder, self.ttl = state, query, tick, holder, ttl
@@ -38,6 +39,8 @@ class TickLease:
             except redis.RedisError as e:
                 log.warning("query %s tick %s: could not renew the tick's lease: %s", self.query, self.tick, e)
                 continue
+            if other == self.state.DONE:
+                return
             if other is not None:
                 log.warning("query %s tick %s: the tick's lease ran out and task %s took it over",
                             self.query, self.tick, other)

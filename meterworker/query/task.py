@@ -47,6 +47,10 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
     query = rt.query(query_name)
     holder = self.request.id or f"local-{os.getpid()}"
     with TickLease(rt.state, query_name, tick, holder, rt.config.meterworker.stall_timeout) as lease:
+        if lease.other == rt.state.DONE:
+            log.info("query %s tick %s is done already; this copy has nothing to do",
+                     query_name, from_epoch(tick).isoformat())
+            return None
         if lease.other is not None:
             log.info("query %s tick %s is being run by task %s; this copy leaves it to that one",
                      query_name, from_epoch(tick).isoformat(), lease.other)

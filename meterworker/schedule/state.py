@@ -55,12 +55,19 @@ class State:
         self._complete(keys=[self.keys.pending(query), self.keys.failure(query), self.keys.completed(query)],
                        args=[tick])
 
+    DONE = ""
+
     def lease(self, query: str, tick: int, holder: str, ttl: float) -> str | None:
         """Take or renew `holder`'s lease on the tick for `ttl` seconds, refreshing its sign of life;
-        None when `holder` has it, else the id of the task that has it."""
-        got = self._lease(keys=[self.keys.running(query, tick), self.keys.pending(query)],
+        None when `holder` has it, State.DONE when the tick was dispatched by beat and is no longer
+        pending (completed), else the id of the task that has it."""
+        got = self._lease(keys=[self.keys.running(query, tick), self.keys.pending(query), self.keys.claim(query, tick)],
                           args=[holder, max(1, int(ttl * 1000)), tick, time.time()])
-        return None if got == 1 else (got.decode() if isinstance(got, bytes) else str(got))
+        if got == 1:
+            return None
+        if got == 0:
+            return self.DONE
+        return got.decode() if isinstance(got, bytes) else str(got)
 
     def release(self, query: str, tick: int, holder: str) -> None:
         self._release(keys=[self.keys.running(query, tick)], args=[holder])
