@@ -91,8 +91,8 @@ def test_a_tick_whose_worker_was_sigkilled_mid_task_completes_within_stall_timeo
             time.sleep(1)
             print(f"SIGKILL of the query worker mid-task: tick completed {recovered:.1f}s later "
                   f"(stall_timeout {STALL:g}s)")
-            # stall_timeout without a sign of life, then beat's next look (lock_timeout / 3 = 1 s) and the run.
-            assert recovered < STALL + 10, recovered
+            # stall_timeout without a sign of life, then beat's next look (lock_timeout / 3 = 1 s) and the run: ~6 s.
+            assert recovered < STALL + 25, recovered  # the bound proved: not the visibility timeout (1 h); loose for a loaded machine
             assert "dispatched it again" in procs[1].output()
         finally:
             for p in procs[::-1]:
