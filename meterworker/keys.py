@@ -8,13 +8,21 @@ Tick state (meterworker.schedule.state)
 
   meterworker:{c}:cursor:{q}              string  the newest tick beat dispatched (or found claimed).
                                                   Beat writes it (only ever forward). Kept forever.
-  meterworker:{c}:claim:{q}:{tick}        string  "1": the tick was dispatched once. Beat writes it (SET NX).
-                                                  TTL catchup_horizon + 1 day.
-  meterworker:{c}:pending:{q}             zset    tick -> time of its last sign of life (dispatch, attempt).
-                                                  Beat and backfill add ticks; query workers refresh them on a
-                                                  failed attempt and remove them when completed. A member lives
-                                                  until its tick completes; beat dispatches it again after
-                                                  stall_timeout without a sign of life.
+  meterworker:{c}:claim:{q}:{tick}        string  "1": the tick was dispatched once. Beat writes it (SET NX);
+                                                  query workers read it (a claimed tick no longer pending is
+                                                  done: a copy of its task does nothing). TTL catchup_horizon
+                                                  + 1 day.
+  meterworker:{c}:pending:{q}             zset    tick -> time of its last sign of life (dispatch, the lease of
+                                                  a task running it, or the time its retry is due). Beat and
+                                                  backfill add ticks; query workers refresh them while running
+                                                  them and on a failed attempt, and remove them when completed.
+                                                  A member lives until its tick completes; beat dispatches it
+                                                  again after stall_timeout without a sign of life.
+  meterworker:{c}:running:{q}:{tick}      string  the Celery task id of the query task running the tick: its
+                                                  lease. Query workers write it when they start the tick and
+                                                  renew it (and the tick's sign of life) every stall_timeout / 4
+                                                  while they run it; deleted when the task completes the tick or
+                                                  waits for its retry. TTL stall_timeout (a dead worker's runs out).
   meterworker:{c}:failure:{q}             string  JSON {tick, error, attempt, at} of the last failed attempt.
                                                   Query workers write it; deleted when a tick of q completes.
   meterworker:{c}:completed:{q}           string  the newest tick completed. Query workers write it (only ever
@@ -57,6 +65,15 @@ Delivery (meterworker.delivery.dedup, inflight, deadletter)
                                                   Send workers write it; kept until `dlq replay` or `dlq purge`.
   meterworker:{c}:dlq:index               zset    entry id -> time of the last failure. Same writers and lifetime.
 
+Replication (meterworker.connect.replication, with meterworker.redis_min_replicas > 0)
+
+  meterworker:{c}:replication-probe       string  "1": written before each WAIT, so that the WAIT covers every
+                                                  write made before it on any connection. Query and send
+                                                  workers write it. TTL 60 s.
+  meterworker:{c}:replication-shortfall   string  JSON {error, at, where} of the last write the replicas did not
+                                                  confirm in time. Query and send workers write it; `status`
+                                                  shows it. TTL 1 day.
+
 Celery's own (written by kombu, the broker transport, not by meterworker's code)
 
   query, send                             list    task messages waiting, one list per queue (QUEUES). Beat and
@@ -90,6 +107,8 @@ class Keys:
         self.in_flight = f"{p}:in-flight"
         self.dlq = f"{p}:dlq"
         self.dlq_index = f"{p}:dlq:index"
+        self.replication_probe = f"{p}:replication-probe"
+        self.replication_shortfall = f"{p}:replication-shortfall"
 
     def cursor(self, query: str) -> str:
         return f"{self.prefix}:cursor:{query}"
@@ -99,6 +118,9 @@ class Keys:
 
     def pending(self, query: str) -> str:
         return f"{self.prefix}:pending:{query}"
+
+    def running(self, query: str, tick: int | str) -> str:
+        return f"{self.prefix}:running:{query}:{tick}"
 
     def failure(self, query: str) -> str:
         return f"{self.prefix}:failure:{query}"

@@ -1,7 +1,9 @@
 """Per-process access to the loaded config and the clients built from it (rebuilt after a fork)."""
 
+import json
 import logging
 import os
+import time
 from functools import cached_property
 
 import redis
@@ -52,6 +54,35 @@ class Runtime:
         from meterworker.connect import redis_client
 
         return redis_client(self.connections)
+
+    def replication_mark(self) -> str | None:
+        """With meterworker.redis_min_replicas > 0, the primary's id before a run of writes that
+        confirm_writes() confirms later; None (and no round trip) otherwise."""
+        if self.connections.min_replicas <= 0:
+            return None
+        from meterworker.connect import primary_id
+
+        return primary_id(self.redis)
+
+    def confirm_writes(self, since: str | None, where: str) -> None:
+        """With meterworker.redis_min_replicas > 0: return once that many replicas have every write this
+        process made so far, or raise ReplicationError, recorded (for `status`) as the last shortfall."""
+        opts = self.connections
+        if opts.min_replicas <= 0:
+            return
+        from meterworker.connect import ReplicationError, confirm_writes
+        from meterworker.keys import Keys
+
+        keys = Keys(self.collector)
+        try:
+            confirm_writes(self.redis, keys.replication_probe, opts.min_replicas, opts.replica_timeout_ms, since)
+        except ReplicationError as e:
+            try:
+                self.redis.set(keys.replication_shortfall,
+                               json.dumps({"error": str(e), "at": time.time(), "where": where}), ex=86400)
+            except redis.RedisError:
+                pass
+            raise
 
     @cached_property
     def state(self) -> State:

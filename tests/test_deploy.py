@@ -514,3 +514,72 @@ def test_the_seed_query_bills_a_real_node_exporter(tmp_path):
     assert event["type"] == "node_cpu_usage" and event["subject"] == f"127.0.0.1:{port}"
     assert event["data"]["value"] > 0
     assert "t0ken-not-logged" not in res.stdout + res.stderr
+
+
+# --- the production layout: Redis replicated with Sentinel -------------------------------------
+
+
+def sentinel_url_hosts(url: str) -> list[tuple[str, int]]:
+    from meterworker.connect import parse_redis_url
+
+    target = parse_redis_url(url)
+    assert target.sentinel, url
+    return [(h, int(p)) for h, p in target.hosts]
+
+
+def test_compose_sentinel_layout_replicates_redis_and_points_every_process_at_the_sentinels():
+    override = yaml.safe_load((DEPLOY / "docker-compose.sentinel.yml").read_text())["services"]
+    base = compose()["services"]
+    sentinels = sorted(n for n in override if n.startswith("sentinel-"))
+    replicas = sorted(n for n in override if n.startswith("redis-replica-"))
+    assert len(sentinels) == 3 and len(replicas) == 2
+    for name in replicas:
+        cmd = override[name]["command"]
+        assert cmd[cmd.index("--replicaof") + 1] == "redis"
+        assert option_value(cmd, "--appendonly") == "yes" and option_value(cmd, "--maxmemory-policy") == "noeviction"
+    script = override[sentinels[0]]["command"][0]
+    monitor = re.search(r"sentinel monitor (\S+) (\S+) (\d+) (\d+)", script)
+    master, host, port, quorum = monitor.groups()
+    assert (host, int(port), int(quorum)) == ("redis", 6379, 2) and "redis" in base
+    for name in MW_SERVICES:
+        env = override[name]["environment"]
+        assert sorted(sentinel_url_hosts(env["METERWORKER_REDIS_URL"])) == [(s, 26379) for s in sentinels]
+        assert env["REDIS_SENTINEL_MASTER"] == master
+        assert 1 <= int(env["REDIS_MIN_REPLICAS"]) < len(replicas), "a fail-over leaves enough replicas to confirm"
+        assert set(override[name]["depends_on"]) == set(sentinels)
+    from meterworker.config import load_config
+
+    required, _ = collector_vars()
+    loaded = load_config(DEPLOY / "collector.yaml", {**{v: "x" for v in required}, "PROMETHEUS_URL": "http://p:9090",
+                                                     **{k: v for k, v in override["beat"]["environment"].items()
+                                                        if k.startswith("REDIS_")}})
+    assert loaded.config.meterworker.redis_sentinel.master_name == master
+    assert loaded.config.meterworker.redis_min_replicas == int(override["beat"]["environment"]["REDIS_MIN_REPLICAS"])
+
+
+def test_kubernetes_sentinel_layout_is_complete_and_the_commented_url_names_its_sentinels():
+    objs = load_docs(K8S / "redis-sentinel.yaml")
+    assert {o["kind"] for o in objs} == {"Service", "ConfigMap", "StatefulSet"}
+    (sts,) = [o for o in objs if o["kind"] == "StatefulSet"]
+    (svc,) = [o for o in objs if o["kind"] == "Service"]
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert sts["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert svc["spec"]["selector"].items() <= labels.items() and svc["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == svc["metadata"]["name"]
+    ports = {p["name"] for c in containers(sts) for p in c.get("ports", [])}
+    assert {p["targetPort"] for p in svc["spec"]["ports"]} == ports == {"redis", "sentinel"}
+    for c in containers(sts):
+        assert "readinessProbe" in c and "livenessProbe" in c
+    script = next(o for o in objs if o["kind"] == "ConfigMap")["data"]["configure.sh"]
+    assert "appendonly yes" in script and "maxmemory-policy noeviction" in script
+    master = re.search(r"sentinel monitor (\S+) ", script).group(1)
+    pods = sts["spec"]["replicas"]
+    # The kustomization's commented-out lines for this layout.
+    text = (DEPLOY / "kustomization.yaml").read_text()
+    url = re.search(r"#\s*- METERWORKER_REDIS_URL=(sentinel://\S+)", text).group(1)
+    name, domain = sts["metadata"]["name"], svc["metadata"]["name"]
+    assert sentinel_url_hosts(url) == [(f"{name}-{i}.{domain}", 26379) for i in range(pods)]
+    min_replicas = int(re.search(r"#\s*- REDIS_MIN_REPLICAS=(\d+)", text).group(1))
+    assert 1 <= min_replicas < pods - 1, "a fail-over leaves enough replicas to confirm"
+    assert master == yaml.safe_load((DEPLOY / "collector.yaml").read_text())["meterworker"]["redis_sentinel"][
+        "master_name"].split(":")[1].rstrip("}")

@@ -26,6 +26,7 @@ def test_keys_are_those_earlier_releases_wrote():
     assert k.claim("q", 1764237600) == "meterworker:c:claim:q:1764237600"
     assert k.pending("q") == "meterworker:c:pending:q"
     assert k.failure("q") == "meterworker:c:failure:q"
+    assert k.running("q", 1764237600) == "meterworker:c:running:q:1764237600"
     assert k.completed("q") == "meterworker:c:completed:q"
     assert k.backfill_report("ab12") == "meterworker:c:backfill:ab12"
     assert k.beat_lock == "meterworker:c:beat-lock"
@@ -39,6 +40,8 @@ def test_keys_are_those_earlier_releases_wrote():
     assert k.in_flight == "meterworker:c:in-flight"
     assert k.dlq == "meterworker:c:dlq"
     assert k.dlq_index == "meterworker:c:dlq:index"
+    assert k.replication_probe == "meterworker:c:replication-probe"
+    assert k.replication_shortfall == "meterworker:c:replication-shortfall"
     assert (keys.QUERY_TASK, keys.SEND_TASK) == ("meterworker.query", "meterworker.send")
     assert keys.QUEUES == ("query", "send")
 
@@ -46,10 +49,12 @@ def test_keys_are_those_earlier_releases_wrote():
 def test_every_key_is_documented():
     doc = keys.__doc__
     k = Keys("{c}")
-    built = [k.cursor("{q}"), k.claim("{q}", "{tick}"), k.pending("{q}"), k.failure("{q}"), k.completed("{q}"),
+    built = [k.cursor("{q}"), k.claim("{q}", "{tick}"), k.pending("{q}"), k.running("{q}", "{tick}"),
+             k.failure("{q}"), k.completed("{q}"),
              k.backfill_report("{run}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
              k.outbox_batch("{id}"), k.outbox_batch_members("{id}"), k.outbox_flush_requested,
-             k.delivered("{source}", "{id}"), k.in_flight, k.dlq, k.dlq_index]
+             k.delivered("{source}", "{id}"), k.in_flight, k.dlq, k.dlq_index,
+             k.replication_probe, k.replication_shortfall]
     missing = [key for key in built if not re.search(rf"^\s*{re.escape(key)}(\s|$)", doc, re.MULTILINE)]
     assert not missing
     assert re.search(r"^\s*query, send\s+list", doc, re.MULTILINE)

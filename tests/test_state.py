@@ -110,3 +110,48 @@ def test_stalled_ticks_come_oldest_first(monkeypatch, r):
     s.claim_many([("q", 60), ("q", 120)], 100)
     clock[0] = 2000.0
     assert s.stalled_many(["q"], idle=100) == [[60, 120, 180]]
+
+
+def test_a_running_tick_has_one_lease_which_is_a_sign_of_life(monkeypatch, r):
+    import meterworker.schedule.state as state_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(state_mod.time, "time", lambda: clock[0])
+    s = State(r, "c")
+    s.claim_many([("q", 60)], 100)
+    assert s.lease("q", 60, "task-a", ttl=30) is None
+    assert 29_000 < r.pttl("meterworker:c:running:q:60") <= 30_000
+    assert s.lease("q", 60, "task-b", ttl=30) == "task-a"  # a second copy is refused
+    clock[0] = 1090.0
+    assert s.lease("q", 60, "task-a", ttl=30) is None  # renewed: the sign of life is fresh
+    clock[0] = 1150.0
+    assert s.stalled_many(["q"], idle=100) == [[]]
+    s.release("q", 60, "task-b")  # not its lease: nothing happens
+    assert r.get("meterworker:c:running:q:60") == b"task-a"
+    s.release("q", 60, "task-a")
+    assert not r.exists("meterworker:c:running:q:60")
+    assert s.lease("q", 60, "task-b", ttl=30) is None
+    # A lease on a tick that is not pending (a task sent by hand) does not make it pending.
+    assert s.lease("q", 120, "task-c", ttl=30) is None
+    assert s.query_status("q")["pending"] == [60]
+    # A copy of the task after beat's tick completed has nothing to do.
+    s.release("q", 60, "task-b")
+    s.complete("q", 60)
+    assert s.lease("q", 60, "task-d", ttl=30) == State.DONE
+    assert not r.exists("meterworker:c:running:q:60")
+    s.mark_pending("q", 60)  # a backfill of it: it runs again
+    assert s.lease("q", 60, "task-d", ttl=30) is None
+
+
+def test_a_failed_attempt_is_alive_until_its_retry_is_due(monkeypatch, r):
+    import meterworker.schedule.state as state_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(state_mod.time, "time", lambda: clock[0])
+    s = State(r, "c")
+    s.claim_many([("q", 60)], 100)
+    s.record_failure("q", 60, "down", 3, retry_in=300)
+    clock[0] = 1000 + 300 + 59
+    assert s.stalled_many(["q"], idle=60) == [[]]
+    clock[0] = 1000 + 300 + 61
+    assert s.stalled_many(["q"], idle=60) == [[60]]

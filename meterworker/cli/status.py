@@ -2,6 +2,8 @@
 
 from datetime import datetime, timezone
 
+import json
+
 import click
 import redis
 
@@ -9,7 +11,7 @@ from meterworker import runtime
 from meterworker.schedule.due import from_epoch
 from meterworker.durations import format_go_duration
 from meterworker.redact import redact_url
-from meterworker.keys import QUEUES
+from meterworker.keys import QUEUES, Keys
 from meterworker.schedule import beat_lock
 from meterworker.cli.common import config_option, load
 from meterworker.cli.group import main
@@ -40,6 +42,12 @@ def status(config_path):
     click.echo(f"outbox: {box['pending']} events pending ({box['queued']} waiting for a batch), "
                f"{box['batches']} batches under way or waiting to retry; "
                f"dead-letter entries: {rt.dead_letters.count()}")
+    shortfall = rt.redis.get(Keys(rt.collector).replication_shortfall)
+    if shortfall:
+        s = json.loads(shortfall)
+        at = datetime.fromtimestamp(s["at"], timezone.utc).replace(microsecond=0).isoformat()
+        click.echo(f"replication: the last write not confirmed by the replicas in time, at {at} ({s['where']}): "
+                   f"{s['error']}")
     click.echo("queries:")
     for q in cfg.queries:
         st = rt.state.query_status(q.name)

@@ -51,7 +51,7 @@ class Settings(_Model):
     lock_timeout: PositiveDuration = 30.0
     query_retry_period: PositiveDuration = 5.0
     query_max_backoff: PositiveDuration = 300.0
-    stall_timeout: PositiveDuration = 3900.0
+    stall_timeout: PositiveDuration = 60.0
 
     @model_validator(mode="after")
     def _sentinel_master_name(self) -> "Settings":

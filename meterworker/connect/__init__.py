@@ -17,6 +17,7 @@ _EXPORTS = {
     "QUEUES": "celery_conf", "celery_settings": "celery_conf", "quorum_queues": "celery_conf",
     # replication
     "ReplicationError": "replication", "confirm_replicated": "replication", "pinned": "replication",
+    "confirm_writes": "replication", "primary_id": "replication",
     "require_replicas": "replication",
 }
 

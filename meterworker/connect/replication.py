@@ -15,17 +15,17 @@ from contextlib import contextmanager
 
 import redis
 
-__all__ = ["ReplicationError", "confirm_replicated", "pinned", "require_replicas"]
+__all__ = ["ReplicationError", "confirm_replicated", "confirm_writes", "pinned", "primary_id", "require_replicas"]
 
 
 class ReplicationError(redis.RedisError):
     """Fewer replicas than required confirmed a write in time: retry it."""
 
-    def __init__(self, confirmed: int, required: int, timeout_ms: int):
+    def __init__(self, confirmed: int, required: int, timeout_ms: int, message: str | None = None):
         self.confirmed, self.required, self.timeout_ms = confirmed, required, timeout_ms
-        super().__init__(
+        super().__init__(message or (
             f"write confirmed by {confirmed} of the {required} Redis replica(s) required within {timeout_ms} ms "
-            "(meterworker.redis_min_replicas); it does not count as done, retry it")
+            "(meterworker.redis_min_replicas); it does not count as done, retry it"))
 
 
 def require_replicas(confirmed: int, replicas: int, timeout_ms: int) -> int:
@@ -62,3 +62,44 @@ def pinned(client: redis.Redis) -> Iterator[redis.Redis]:
         yield one
     finally:
         one.close()
+
+
+def primary_id(client: redis.Redis) -> str:
+    """The primary's replication id: a replica promoted by a fail-over (or a restarted Redis) has a new one."""
+    return str(client.info("replication")["master_replid"])
+
+
+def confirm_writes(client: redis.Redis, probe_key: str, replicas: int, timeout_ms: int,
+                   since: str | None = None) -> int:
+    """Confirm on `replicas` replicas every write made so far through any connection of `client`'s pool
+    (and answered): a probe write on one connection, then WAIT there. The replication stream is one
+    ordered stream, so a replica that has the probe has every write before it. `since`: primary_id()
+    taken before those writes; a different primary now (a fail-over in between, which may have dropped
+    them), or behind Sentinels a server they no longer name, is a ReplicationError too. `replicas` 0 is
+    off: no round trip."""
+    if replicas <= 0:
+        return 0
+    with pinned(client) as one:
+        if since is not None and primary_id(one) != since:
+            raise ReplicationError(0, replicas, timeout_ms,
+                                   "the Redis primary changed (a fail-over) since these writes, which it may not "
+                                   "have: they do not count as done, retry them")
+        one.set(probe_key, "1", px=60_000)
+        confirmed = confirm_replicated(one, replicas, timeout_ms)
+        _still_the_primary(one, replicas, timeout_ms)
+        return confirmed
+
+
+def _still_the_primary(one: redis.Redis, replicas: int, timeout_ms: int) -> None:
+    """Behind Sentinels: the server that confirmed is the one they name. After a fail-over the old primary
+    takes writes (and its replicas confirm them) until the Sentinels demote it, then drops them."""
+    pool = one.connection_pool
+    if not hasattr(pool, "get_master_address"):
+        return
+    named = pool.get_master_address()
+    here = (one.connection.host, int(one.connection.port))
+    if (named[0], int(named[1])) != here:
+        one.connection.disconnect()
+        raise ReplicationError(0, replicas, timeout_ms,
+                               f"the Sentinels name another Redis primary now (a fail-over): the writes confirmed "
+                               f"on {here[0]}:{here[1]} may be dropped, they do not count as done, retry them")

@@ -33,8 +33,10 @@ class OutboxRecord:
     """A send worker's batch: every outcome is written to the outbox in Redis at once, and a retry waits
     there (the sweeper hands the batch out again when its delay is over)."""
 
-    def __init__(self, outbox: Outbox, batch: Batch, slot, dedup_horizon: float):
+    def __init__(self, outbox: Outbox, batch: Batch, slot, dedup_horizon: float,
+                 confirm: Callable[[], None] | None = None):
         self.outbox, self.batch, self.slot, self.ttl = outbox, batch, slot, dedup_horizon
+        self.confirm = confirm  # raises when the replicas did not confirm what was just written
         self.attempt = batch.attempt
         self.first_failure = batch.first_failure
         self.gone = False  # the batch is done and gone: its last events were recorded delivered
@@ -52,10 +54,14 @@ class OutboxRecord:
 
     def delivered(self, items: Sequence[Item]) -> None:
         self.gone = self.outbox.delivered_now(self.batch, items, self.ttl)
+        if self.confirm is not None:
+            self.confirm()
 
     def dead_lettered(self, items: Sequence[Item], failure: Failure) -> list[DeadLetter]:
         entries = _entries(self.outbox.dead_letters, items, failure)
         self.outbox.dead_lettered(self.batch, items, entries)
+        if self.confirm is not None:
+            self.confirm()
         return _dead(entries)
 
     def retry_later(self, items: Sequence[Item], delay: float) -> bool:

@@ -14,6 +14,7 @@ from meterworker.app import app
 from meterworker.delivery.batching import sweep_interval
 from meterworker.delivery.backoff import retry_delay
 from meterworker.delivery.driver import Driver, Failure
+from meterworker.connect.replication import ReplicationError
 from meterworker.delivery.outbox import Added, LeaseLost
 from meterworker.delivery.records import OutboxRecord
 from meterworker.delivery.sweeper import Sweeper
@@ -96,11 +97,20 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             if batch is None:
                 return delivered
             try:
-                record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon)
+                mark = rt.replication_mark()
+                record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon,
+                                      lambda: rt.confirm_writes(mark, f"batch {batch.id}"))
                 delivered += driver.deliver(f"batch {batch.id}", batch.items, record, {"batch_id": batch.id}).delivered
             except LeaseLost:
                 log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
                             batch.id, extra={"batch_id": batch.id})
+            except ReplicationError as e:
+                # What is left of the batch goes again when its lease runs out; what was recorded delivered
+                # stays so (it may go again after a fail-over that drops the record: the sink dedups by id).
+                log.warning("batch %s: %s; leaving it to be sent on when its lease runs out", batch.id, e,
+                            extra={"batch_id": batch.id})
+                metrics.retried("send", None)
+                break
             except Exception as e:  # noqa: BLE001 - never a batch stuck without a reason
                 _unexpected(rt, batch, slot, e)
             if batch_id is not None or time.monotonic() >= deadline:

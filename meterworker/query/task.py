@@ -8,11 +8,13 @@ from concurrent import futures
 from meterworker.app import app
 from meterworker.delivery.backoff import retry_delay
 from meterworker.query.evaluate import chunks, evaluate
+from meterworker.query.lease import TickLease
 from meterworker.schedule.backfill import report_tick
 from meterworker.schedule.due import from_epoch
 from meterworker.query.mapping import ResultTypeError
 from meterworker.query.prometheus import PrometheusError
 from meterworker import runtime
+from meterworker.connect.replication import ReplicationError
 from meterworker.delivery.task import enqueue_events
 from meterworker.keys import QUERY_TASK
 from meterworker.ops import metrics
@@ -43,11 +45,26 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
     so in the backfill's `report`; the tick then stays pending with its failure, as `status` shows."""
     rt = runtime.current()
     query = rt.query(query_name)
+    holder = self.request.id or f"local-{os.getpid()}"
+    with TickLease(rt.state, query_name, tick, holder, rt.config.meterworker.stall_timeout) as lease:
+        if lease.other == rt.state.DONE:
+            log.info("query %s tick %s is done already; this copy has nothing to do",
+                     query_name, from_epoch(tick).isoformat())
+            return None
+        if lease.other is not None:
+            log.info("query %s tick %s is being run by task %s; this copy leaves it to that one",
+                     query_name, from_epoch(tick).isoformat(), lease.other)
+            return None
+        return _run(self, rt, query, query_name, tick, report, max_attempts)
+
+
+def _run(self, rt, query, query_name: str, tick: int, report: str | None, max_attempts: int | None) -> int | None:
     when = from_epoch(tick)
     meta = {"query": query_name, "tick": tick}
     count = 0
     handing = None  # the slice being handed over in the background, while the next one is read
     try:
+        mark = rt.replication_mark()
         with evaluate(rt.config, rt.prometheus, query, rt.schedule_for(query), when) as ev:
             for part in chunks(ev.events, HANDOVER):
                 if handing is not None:
@@ -61,19 +78,24 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
             if handing is not None:
                 handing.result()
                 handing = None
+        # The events are in the outbox: they count (and the tick completes) once the replicas have them.
+        rt.confirm_writes(mark, f"query {query_name} tick {when.isoformat()}")
         metrics.events_skipped(query_name, "non_finite", ev.skipped.non_finite)
         metrics.events_skipped(query_name, "missing_subject", ev.skipped.no_subject)
         metrics.events_skipped(query_name, "non_numeric", ev.skipped.non_numeric)
         metrics.events_skipped(query_name, "duplicate_series", ev.skipped.duplicate)
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then retried or given up on
         attempt = self.request.retries + 1
-        if isinstance(e, (PrometheusError, ResultTypeError)):
+        if isinstance(e, (PrometheusError, ResultTypeError, ReplicationError)):
             message = rt.scrub(str(e))
         else:  # a bug or a broken part: shown in `status` like any other failure, with its traceback logged
             message = rt.scrub(f"unexpected error: {type(e).__name__}: {e}")
             log.exception("query %s tick %s: %s", query_name, when.isoformat(), message)
-        rt.state.record_failure(query_name, tick, message, attempt)
-        if max_attempts is not None and attempt >= max_attempts:
+        settings = rt.config.meterworker
+        delay = retry_delay(attempt, settings.query_retry_period, settings.query_max_backoff)
+        giving_up = max_attempts is not None and attempt >= max_attempts
+        rt.state.record_failure(query_name, tick, message, attempt, retry_in=0 if giving_up else delay)
+        if giving_up:
             log.error("query %s tick %s failed (attempt %d of %d), giving up: %s",
                       query_name, when.isoformat(), attempt, max_attempts, message)
             if report:
@@ -81,8 +103,6 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
                 report_tick(pipe, report, query_name, tick, message, attempt)
                 pipe.execute()
             return None
-        settings = rt.config.meterworker
-        delay = retry_delay(attempt, settings.query_retry_period, settings.query_max_backoff)
         log.error("query %s tick %s failed (attempt %d), retrying in %.0fs: %s",
                   query_name, when.isoformat(), attempt, delay, message)
         raise self.retry(countdown=delay, exc=None)

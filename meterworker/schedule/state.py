@@ -16,6 +16,8 @@ class State:
         self._advance = register(r, __package__, "advance_cursor.lua")
         self._claim = register(r, __package__, "claim_tick.lua")
         self._complete = register(r, __package__, "complete.lua")
+        self._lease = register(r, __package__, "tick_lease.lua")
+        self._release = register(r, __package__, "tick_release.lua")
 
     # dispatch side (beat, backfill), for every query of a tick at once: a round trip each, not one per query
     def cursors(self, queries: list[str]) -> list[int | None]:
@@ -53,12 +55,30 @@ class State:
         self._complete(keys=[self.keys.pending(query), self.keys.failure(query), self.keys.completed(query)],
                        args=[tick])
 
-    def record_failure(self, query: str, tick: int, message: str, attempt: int) -> None:
+    DONE = ""
+
+    def lease(self, query: str, tick: int, holder: str, ttl: float) -> str | None:
+        """Take or renew `holder`'s lease on the tick for `ttl` seconds, refreshing its sign of life;
+        None when `holder` has it, State.DONE when the tick was dispatched by beat and is no longer
+        pending (completed), else the id of the task that has it."""
+        got = self._lease(keys=[self.keys.running(query, tick), self.keys.pending(query), self.keys.claim(query, tick)],
+                          args=[holder, max(1, int(ttl * 1000)), tick, time.time()])
+        if got == 1:
+            return None
+        if got == 0:
+            return self.DONE
+        return got.decode() if isinstance(got, bytes) else str(got)
+
+    def release(self, query: str, tick: int, holder: str) -> None:
+        self._release(keys=[self.keys.running(query, tick)], args=[holder])
+
+    def record_failure(self, query: str, tick: int, message: str, attempt: int, retry_in: float = 0.0) -> None:
+        """The failed attempt, shown by `status`; the tick's next sign of life is due when its retry is."""
         now = time.time()
         pipe = self.r.pipeline()
         pipe.set(self.keys.failure(query),
                  json.dumps({"tick": tick, "error": message, "attempt": attempt, "at": now}))
-        pipe.zadd(self.keys.pending(query), {str(tick): now}, xx=True)
+        pipe.zadd(self.keys.pending(query), {str(tick): now + retry_in}, xx=True)
         pipe.execute()
 
     def query_status(self, query: str) -> dict:

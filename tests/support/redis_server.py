@@ -57,14 +57,16 @@ def _pong(port: int) -> bool:
 
 
 class RedisServer:
-    """redis-server with AOF (appendfsync everysec, noeviction), its data in `data_dir`.
+    """redis-server with AOF (appendfsync everysec unless told, noeviction), its data in `data_dir`.
 
     stop() shuts it down with SIGTERM, so it writes its AOF; start() again serves the same
     data on the same port, as a restarted Redis does.
     """
 
-    def __init__(self, data_dir: Path, binary: str | None = None, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, binary: str | None = None, port: int | None = None,
+                 appendfsync: str = "everysec") -> None:
         self.binary = binary or redis_server_binary()
+        self.appendfsync = appendfsync
         self.port = port or free_port()
         self.dir = Path(data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,7 @@ class RedisServer:
         with open(self.dir / "redis.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [self.binary, "--port", str(self.port), "--bind", HOST, "--dir", str(self.dir),
-                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
                  "--maxmemory-policy", "noeviction", "--daemonize", "no"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -102,6 +104,12 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: what the AOF has so far is all a start() finds (everything, with appendfsync always)."""
+        if self.running:
+            self.proc.kill()
+            self.proc.wait()
 
     def __enter__(self) -> "RedisServer":
         return self.start()
