@@ -76,9 +76,11 @@ _DEFAULTS_TIMEOUT = _timeout(DEFAULT_ATTEMPTS, Settings.model_fields["query_retr
                    "Default: the longest one tick can take through its attempts, from meterworker."
                    "query_retry_period, meterworker.query_max_backoff and input.prometheus.timeout, plus "
                    f"{QUEUE_SLACK:g}s ({format_go_duration(_DEFAULTS_TIMEOUT)} with the defaults).")
+@click.option("--instant", is_flag=True,
+              help="With --inline: one instant query per tick, not range queries over evenly spaced ticks.")
 @click.option("--yes", is_flag=True,
               help=f"Go ahead with more than {GUARD_TICKS:,} ticks without asking (needed when stdin is not a terminal).")
-def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, yes):
+def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, instant, yes):
     """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids).
 
     Exits 1 when a tick failed (its attempts, or the wait) and names each such tick."""
@@ -97,7 +99,7 @@ def backfill(config_path, start, end, names, inline, print_only, attempts, timeo
     if not size:
         return
     if inline:
-        failed = _inline(rt, todo, size, print_only)
+        failed = _inline(rt, todo, size, print_only) if instant else _inline_ranged(rt, todo, size, print_only)
     else:
         failed = _dispatch(rt, todo, size, attempts, timeout or default_timeout(cfg, attempts))
     sys.exit(1 if failed else 0)
@@ -146,6 +148,35 @@ def _inline(rt, todo, size, print_only) -> int:
                     failed += not sender.send(got.result.events, name, tick)
             bar.update(1)
     click.echo(f"backfill: {size - failed}/{size} ticks done", err=True)
+    if sender:
+        click.echo(sender.summary(), err=True)
+    return failed
+
+
+def _inline_ranged(rt, todo, size, print_only) -> int:
+    """As _inline, query by query, with range queries over the evenly spaced stretches of ticks."""
+    from meterworker.delivery.records import CommandDelivery
+    from meterworker.query.ranged import Requests, evaluate_ticks
+
+    sender = None if print_only else CommandDelivery(rt, store=_redis_answers(rt))
+    failed = 0
+    requests = Requests()
+    with _progress(size, "ticks") as bar:
+        for name, schedule, ticks in todo.by_query():
+            query = rt.config.query(name)
+            for got in evaluate_ticks(rt.config, rt.prometheus, query, schedule, ticks, requests):
+                if got.error is not None:
+                    click.echo(f"\nerror: query {name} tick {_dt(got.tick).isoformat()}: {rt.scrub(got.error)}",
+                               err=True)
+                    failed += 1
+                elif print_only:
+                    for ev in got.result.events:
+                        click.echo(json.dumps(ev, separators=(",", ":")))
+                else:
+                    failed += not sender.send(got.result.events, name, got.tick)
+                bar.update(1)
+    click.echo(f"backfill: {size - failed}/{size} ticks done; Prometheus requests: {requests.range} range, "
+               f"{requests.instant} instant", err=True)
     if sender:
         click.echo(sender.summary(), err=True)
     return failed

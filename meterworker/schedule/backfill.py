@@ -35,6 +35,11 @@ class Plan:
         for t in schedule.ticks_between(self.start - timedelta(microseconds=1), self.end):
             yield to_epoch(t), name
 
+    def by_query(self) -> Iterator[tuple[str, object, Iterator[int]]]:
+        """(query, schedule, its ticks ascending) for each query, one query after the other."""
+        for name, s in self.schedules:
+            yield name, s, (tick for tick, _ in self._stream(name, s))
+
     @property
     def counted_exactly(self) -> bool:
         return all(s.counted_exactly for _, s in self.schedules)
