@@ -10,7 +10,7 @@ import click
 from meterworker import runtime
 from meterworker.durations import format_go_duration, parse_duration
 from meterworker.config.models import PrometheusInput, Settings
-from meterworker.schedule.backfill import longest_tick, plan, read_report, report_key
+from meterworker.schedule.backfill import GUARD_TICKS, longest_tick, plan, read_report, report_key
 from meterworker.cli.common import TimeParam, config_option, load
 from meterworker.cli.group import main
 
@@ -76,7 +76,11 @@ _DEFAULTS_TIMEOUT = _timeout(DEFAULT_ATTEMPTS, Settings.model_fields["query_retr
                    "Default: the longest one tick can take through its attempts, from meterworker."
                    "query_retry_period, meterworker.query_max_backoff and input.prometheus.timeout, plus "
                    f"{QUEUE_SLACK:g}s ({format_go_duration(_DEFAULTS_TIMEOUT)} with the defaults).")
-def backfill(config_path, start, end, names, inline, print_only, attempts, timeout):
+@click.option("--instant", is_flag=True,
+              help="With --inline: one instant query per tick, not range queries over evenly spaced ticks.")
+@click.option("--yes", is_flag=True,
+              help=f"Go ahead with more than {GUARD_TICKS:,} ticks without asking (needed when stdin is not a terminal).")
+def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, instant, yes):
     """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids).
 
     Exits 1 when a tick failed (its attempts, or the wait) and names each such tick."""
@@ -87,21 +91,39 @@ def backfill(config_path, start, end, names, inline, print_only, attempts, timeo
         raise click.BadParameter("--print needs --inline", param_hint="--print")
     rt = runtime.Runtime(cfg)
     todo = plan(rt, _queries(cfg, names), start, end)
-    click.echo(f"backfill: {len(todo)} ticks from {start.isoformat()} to {end.isoformat()}", err=True)
-    if not todo:
+    size = todo.count(cap=GUARD_TICKS)
+    if size > GUARD_TICKS:
+        _guard(size if todo.counted_exactly else None, start, end, yes)
+        size = todo.count()
+    click.echo(f"backfill: {size} ticks from {start.isoformat()} to {end.isoformat()}", err=True)
+    if not size:
         return
     if inline:
-        failed = _inline(rt, todo, print_only)
+        failed = _inline(rt, todo, size, print_only) if instant else _inline_ranged(rt, todo, size, print_only)
     else:
-        failed = _dispatch(rt, todo, attempts, timeout or default_timeout(cfg, attempts))
+        failed = _dispatch(rt, todo, size, attempts, timeout or default_timeout(cfg, attempts))
     sys.exit(1 if failed else 0)
+
+
+def _guard(exact: int | None, start, end, yes: bool) -> None:
+    """A backfill above GUARD_TICKS goes ahead with --yes, or once confirmed on a terminal; `exact` is its
+    number of ticks when known without counting them one by one."""
+    span = f"ticks from {start.isoformat()} to {end.isoformat()}"
+    what = f"more than {GUARD_TICKS:,} {span}" if exact is None else f"{exact:,} {span}, more than {GUARD_TICKS:,}"
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.ClickException(f"backfill of {what}: check --from and --to, "
+                                   "or pass --yes to go ahead (stdin is not a terminal to ask on)")
+    if not click.confirm(f"backfill: {what}; go ahead?", default=False, err=True):
+        raise click.ClickException("backfill not started")
 
 
 def _progress(total, label):
     return click.progressbar(length=total, label=label, show_eta=True, show_pos=True, file=sys.stderr)
 
 
-def _inline(rt, todo, print_only) -> int:
+def _inline(rt, todo, size, print_only) -> int:
     from meterworker.query.evaluate import collect
     from meterworker.query.mapping import ResultTypeError
     from meterworker.delivery.records import CommandDelivery
@@ -109,7 +131,7 @@ def _inline(rt, todo, print_only) -> int:
 
     sender = None if print_only else CommandDelivery(rt, store=_redis_answers(rt))
     failed = 0
-    with _progress(len(todo), "ticks") as bar:
+    with _progress(size, "ticks") as bar:
         for name, tick in todo:
             query = rt.config.query(name)
             when = _dt(tick)
@@ -125,7 +147,36 @@ def _inline(rt, todo, print_only) -> int:
                 else:
                     failed += not sender.send(got.result.events, name, tick)
             bar.update(1)
-    click.echo(f"backfill: {len(todo) - failed}/{len(todo)} ticks done", err=True)
+    click.echo(f"backfill: {size - failed}/{size} ticks done", err=True)
+    if sender:
+        click.echo(sender.summary(), err=True)
+    return failed
+
+
+def _inline_ranged(rt, todo, size, print_only) -> int:
+    """As _inline, query by query, with range queries over the evenly spaced stretches of ticks."""
+    from meterworker.delivery.records import CommandDelivery
+    from meterworker.query.ranged import Requests, evaluate_ticks
+
+    sender = None if print_only else CommandDelivery(rt, store=_redis_answers(rt))
+    failed = 0
+    requests = Requests()
+    with _progress(size, "ticks") as bar:
+        for name, schedule, ticks in todo.by_query():
+            query = rt.config.query(name)
+            for got in evaluate_ticks(rt.config, rt.prometheus, query, schedule, ticks, requests):
+                if got.error is not None:
+                    click.echo(f"\nerror: query {name} tick {_dt(got.tick).isoformat()}: {rt.scrub(got.error)}",
+                               err=True)
+                    failed += 1
+                elif print_only:
+                    for ev in got.result.events:
+                        click.echo(json.dumps(ev, separators=(",", ":")))
+                else:
+                    failed += not sender.send(got.result.events, name, got.tick)
+                bar.update(1)
+    click.echo(f"backfill: {size - failed}/{size} ticks done; Prometheus requests: {requests.range} range, "
+               f"{requests.instant} instant", err=True)
     if sender:
         click.echo(sender.summary(), err=True)
     return failed
@@ -143,7 +194,7 @@ def _redis_answers(rt) -> bool:
         return False
 
 
-def _dispatch(rt, todo, attempts: int, timeout: float) -> int:
+def _dispatch(rt, todo, size, attempts: int, timeout: float) -> int:
     from meterworker.app import app, use_runtime
     from meterworker.schedule.beat import send_query_task
 
@@ -160,9 +211,9 @@ def _dispatch(rt, todo, attempts: int, timeout: float) -> int:
     for name, tick in todo:
         rt.state.mark_pending(name, tick)
         send_query_task(send, name, tick)
-    click.echo(f"backfill: dispatched {len(todo)} ticks to the query workers, {attempts} attempts each; "
+    click.echo(f"backfill: dispatched {size} ticks to the query workers, {attempts} attempts each; "
                f"waiting while they complete, at most {format_go_duration(timeout)} without progress", err=True)
-    finished = _wait(rt, key, len(todo), timeout)
+    finished = _wait(rt, key, size, timeout)
     rt.redis.delete(key)
     given_up = [(t, finished[t]) for t in todo if finished.get(t)]
     unfinished = [t for t in todo if t not in finished]
@@ -173,8 +224,8 @@ def _dispatch(rt, todo, attempts: int, timeout: float) -> int:
     for name, tick in unfinished:
         click.echo(f"error: query {name} tick {_dt(tick).isoformat()}: not completed, no tick finished for "
                    f"{format_go_duration(timeout)}; {_last_failure(failures[name], tick)}", err=True)
-    done = len(todo) - len(given_up) - len(unfinished)
-    click.echo(f"backfill: {done}/{len(todo)} ticks done"
+    done = size - len(given_up) - len(unfinished)
+    click.echo(f"backfill: {done}/{size} ticks done"
                + (f", {len(given_up)} given up" if given_up else "")
                + (f", {len(unfinished)} not completed" if unfinished else ""), err=True)
     return len(given_up) + len(unfinished)

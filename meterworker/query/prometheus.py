@@ -7,7 +7,7 @@ import re
 import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
 import httpx
@@ -66,6 +66,7 @@ class PrometheusClient:
     def __init__(self, cfg, transport: httpx.BaseTransport | None = None):
         self._url = cfg.url.rstrip("/")
         self._query_url = api_url(cfg.url, "/api/v1/query")
+        self._range_url = api_url(cfg.url, "/api/v1/query_range")
         self._timeout = cfg.timeout
         self._client = httpx.Client(
             headers=_headers(cfg),
@@ -119,6 +120,55 @@ class PrometheusClient:
             raise self._transport_error(e) from None
         except (ijson.JSONError, MalformedResult) as e:
             raise PrometheusError(f"malformed response from {redact_url(self._url)}: {e}") from None
+
+    def query_range(self, promql: str, start: datetime, step: int, count: int) -> list[list[tuple[dict, str]]]:
+        """POST /api/v1/query_range at `count` instants `step` seconds apart from `start`: for each instant, the
+        (labels, value) of every series with a value there. Raises RangeMismatch when the answer holds a point
+        at no asked instant (a server aligning the range) or a series without labels (a scalar's answer looks
+        the same), for the caller to ask instant queries instead."""
+        end = start + timedelta(seconds=step * (count - 1))
+        form = {"query": promql, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
+                "step": str(step), "timeout": f"{self._timeout:g}s", "nocache": "1"}
+        try:
+            with deadline(self._timeout):
+                resp = self._client.post(self._range_url, data=form)
+        except httpx.HTTPError as e:
+            raise self._transport_error(e) from None
+        if resp.status_code != 200:
+            raise self._api_error(resp.status_code, resp.text)
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError as e:
+            raise PrometheusError(f"malformed response from {redact_url(self._url)}: {e}") from None
+        return steps_of(body, start.timestamp(), step, count)
+
+
+class RangeMismatch(PrometheusError):
+    """A range answer that does not map point for point onto the instants asked for."""
+
+
+def steps_of(body, start: float, step: int, count: int) -> list[list[tuple[dict, str]]]:
+    """The series of a query_range answer, instant by instant (see PrometheusClient.query_range)."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        if isinstance(body, dict) and body.get("status") == "error":
+            raise PrometheusError(f"Prometheus {body.get('errorType', 'error')}: {body.get('error')}")
+        raise PrometheusError(f"not a Prometheus API response: {str(body)[:200]!r}")
+    if body.get("isPartial"):
+        raise PrometheusError(PARTIAL)
+    data = body.get("data") or {}
+    if data.get("resultType") != "matrix":
+        raise RangeMismatch(f"a range query answered {data.get('resultType')!r}, not a matrix")
+    out: list[list[tuple[dict, str]]] = [[] for _ in range(count)]
+    for series in data.get("result") or []:
+        labels = series.get("metric") or {}
+        if not labels:
+            raise RangeMismatch("a series without labels (a scalar's answer looks the same)")
+        for t, value in series.get("values") or []:
+            k = round((float(t) - start) / step)
+            if not 0 <= k < count or abs(start + k * step - float(t)) > 0.0005:
+                raise RangeMismatch(f"a point at {t}, which is not one of the instants asked for")
+            out[k].append((labels, value))
+    return out
 
 
 @dataclass

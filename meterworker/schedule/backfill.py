@@ -1,6 +1,8 @@
 """Past ticks of a range: which ticks, how long one may take, and the report the query tasks of a backfill write."""
 
+import heapq
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from meterworker.keys import Keys
@@ -9,15 +11,48 @@ from meterworker.schedule.due import to_epoch
 REPORT_TTL = 7 * 86400
 
 
+# Above this many ticks a backfill asks before it starts (or needs --yes): a typo in --from costs no flood.
+GUARD_TICKS = 10_000
+
+
 def ticks_in_range(schedule, start: datetime, end: datetime) -> list[datetime]:
-    """Every tick t with start <= t <= end."""
+    """Every tick t with start <= t <= end (for short ranges; a backfill's Plan stores none)."""
     return list(schedule.ticks_between(start - timedelta(microseconds=1), end))
 
 
-def plan(rt, queries, start: datetime, end: datetime) -> list[tuple[str, int]]:
-    """(query, tick) pairs oldest first, interleaving queries as live dispatch does."""
-    pairs = [(to_epoch(t), q.name) for q in queries for t in ticks_in_range(rt.schedule_for(q), start, end)]
-    return [(name, tick) for tick, name in sorted(pairs)]
+class Plan:
+    """The (query, tick) pairs of a backfill, oldest first, interleaving queries as live dispatch does
+    (ties in query name order). Built as it is iterated, and iterable again: nothing is stored."""
+
+    def __init__(self, schedules: list[tuple[str, object]], start: datetime, end: datetime):
+        self.schedules, self.start, self.end = schedules, start, end
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        for tick, name in heapq.merge(*(self._stream(name, s) for name, s in self.schedules)):
+            yield name, tick
+
+    def _stream(self, name, schedule) -> Iterator[tuple[int, str]]:
+        for t in schedule.ticks_between(self.start - timedelta(microseconds=1), self.end):
+            yield to_epoch(t), name
+
+    def by_query(self) -> Iterator[tuple[str, object, Iterator[int]]]:
+        """(query, schedule, its ticks ascending) for each query, one query after the other."""
+        for name, s in self.schedules:
+            yield name, s, (tick for tick, _ in self._stream(name, s))
+
+    @property
+    def counted_exactly(self) -> bool:
+        return all(s.counted_exactly for _, s in self.schedules)
+
+    def count(self, cap: int | None = None) -> int:
+        """How many pairs; with `cap`, a number above it may be a lower bound (an @every schedule is counted
+        exactly by arithmetic, a cron tick by tick up to the cap)."""
+        after = self.start - timedelta(microseconds=1)
+        return sum(s.count_between(after, self.end, None if cap is None else max(0, cap)) for _, s in self.schedules)
+
+
+def plan(rt, queries, start: datetime, end: datetime) -> Plan:
+    return Plan([(q.name, rt.schedule_for(q)) for q in queries], start, end)
 
 
 def longest_tick(attempts: int, retry_period: float, max_backoff: float, prometheus_timeout: float) -> float:

@@ -50,6 +50,7 @@ class Schedule(ABC):
 
     expr: str
     tz: str
+    counted_exactly = False  # whether count_between is exact whatever its cap
 
     @abstractmethod
     def next_after(self, t: datetime) -> datetime:
@@ -77,6 +78,15 @@ class Schedule(ABC):
             yield t
             t = self.next_after(t)
 
+    def count_between(self, after: datetime, until: datetime, cap: int | None = None) -> int:
+        """How many ticks are in (after, until]; with `cap`, counting may stop at cap + 1 ("more than cap")."""
+        n = 0
+        for _ in self.ticks_between(after, until):
+            n += 1
+            if cap is not None and n > cap:
+                break
+        return n
+
     def __repr__(self) -> str:
         return f"parse_schedule({self.expr!r}, tz={self.tz!r})"
 
@@ -89,6 +99,8 @@ class Schedule(ABC):
 
 class EverySchedule(Schedule):
     """``@every <period>``: the instants whose Unix time is a multiple of the period."""
+
+    counted_exactly = True
 
     def __init__(self, expr: str, period_seconds: int, tz: str = "UTC"):
         self.expr = expr
@@ -115,6 +127,11 @@ class EverySchedule(Schedule):
         while t <= until:
             yield t
             t += self.period
+
+    def count_between(self, after: datetime, until: datetime, cap: int | None = None) -> int:
+        first, _ = self._index(after)
+        last, _ = self._index(until)
+        return max(0, last - first)  # exact whatever the cap: arithmetic
 
 
 class CronSchedule(Schedule):
