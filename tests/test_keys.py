@@ -28,6 +28,7 @@ def test_keys_are_those_earlier_releases_wrote():
     assert k.failure("q") == "meterworker:c:failure:q"
     assert k.completed("q") == "meterworker:c:completed:q"
     assert k.backfill_report("ab12") == "meterworker:c:backfill:ab12"
+    assert k.counter_gap("q") == "meterworker:c:counter-gap:q"
     assert k.beat_lock == "meterworker:c:beat-lock"
     assert k.outbox_pending == "meterworker:c:outbox:pending"
     assert k.outbox_queue == "meterworker:c:outbox:queue"
@@ -47,7 +48,7 @@ def test_every_key_is_documented():
     doc = keys.__doc__
     k = Keys("{c}")
     built = [k.cursor("{q}"), k.claim("{q}", "{tick}"), k.pending("{q}"), k.failure("{q}"), k.completed("{q}"),
-             k.backfill_report("{run}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
+             k.backfill_report("{run}"), k.counter_gap("{q}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
              k.outbox_batch("{id}"), k.outbox_batch_members("{id}"), k.outbox_flush_requested,
              k.delivered("{source}", "{id}"), k.in_flight, k.dlq, k.dlq_index]
     missing = [key for key in built if not re.search(rf"^\s*{re.escape(key)}(\s|$)", doc, re.MULTILINE)]

@@ -16,11 +16,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class IntegerCounters:
-    def __init__(self, steps: dict[str, int], *, tick: float = 0.1, port: int = 0) -> None:
+    def __init__(self, steps: dict[str, int], *, initial: dict[str, int] | None = None, tick: float = 0.1,
+                 frozen: bool = False, port: int = 0) -> None:
         self.steps = dict(steps)
         self.tick = tick
-        self.values: dict[str, int] = {c: 0 for c in self.steps}
-        self.failing = False
+        self.values: dict[str, int] = {c: (initial or {}).get(c, 0) for c in self.steps}
+        self.increments: dict[str, int] = {c: 0 for c in self.steps}  # what each counter grew by, all restarts included
+        self.frozen = frozen  # no increments while set
+        self.failing = False  # scrapes get HTTP 500 while set
         self.restarts = 0
         self._lock = threading.Lock()
         self._port = port
@@ -34,6 +37,7 @@ class IntegerCounters:
         with self._lock:
             self.steps[customer] = step
             self.values[customer] = 0
+            self.increments[customer] = 0
 
     def restart(self) -> None:
         """Every counter starts again from zero, as after a process restart."""
@@ -41,9 +45,9 @@ class IntegerCounters:
             self.values = {c: 0 for c in self.steps}
             self.restarts += 1
 
-    def snapshot(self) -> dict[str, int]:
+    def grown(self) -> dict[str, int]:
         with self._lock:
-            return dict(self.values)
+            return dict(self.increments)
 
     def render(self) -> str:
         with self._lock:
@@ -60,8 +64,11 @@ class IntegerCounters:
     def _grow(self) -> None:
         while not self._stop.wait(self.tick):
             with self._lock:
+                if self.frozen:
+                    continue
                 for c, step in self.steps.items():
                     self.values[c] += step
+                    self.increments[c] += step
 
     def start(self) -> "IntegerCounters":
         exporter = self
