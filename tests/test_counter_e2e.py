@@ -149,3 +149,25 @@ def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_serie
         assert r.returncode == 0, r.stderr
         once = sorted((e["id"], e["data"]["value"]) for e in map(json.loads, r.stdout.splitlines()))
         assert once and set(once) <= set(replayed)
+        # With a max_gap shorter than the outage, the window after it bills only what grew after the gap,
+        # and says so.
+        ordered = sorted(starts)
+        after = next(t for u, t in zip(ordered, ordered[1:]) if t - u > OUTAGE / 2)
+        short = write_config(tmp_path / "short.yaml", prom.url, sink.url, [{**query, "max_gap": "3s"}],
+                             redis_url=redis_url, offset=f"{OFFSET:g}s")
+        r = subprocess.run(meterworker("once", "-c", str(short), "--at", str(after + WINDOW + OFFSET)),
+                           capture_output=True, text=True, timeout=60, env=os.environ)
+        assert r.returncode == 0, r.stderr
+        got = {e["subject"]: e["data"]["value"] for e in map(json.loads, r.stdout.splitlines())}
+        assert got == within_window(prom, after, after + WINDOW)
+        assert "had no sample within max_gap (3s) before the window" in r.stderr
+        assert "not billed" in r.stderr
+
+
+def within_window(prometheus, start: float, end: float) -> dict[str, int]:
+    """Per customer, the growth between the window's own samples only (its first sample is the baseline)."""
+    out = {}
+    for s in prometheus.query(f"mw_calls_total[{end - start:g}s]", end)["result"]:
+        values = [int(v) for t, v in s["values"] if float(t) > start]
+        out[s["metric"]["customer"]] = sum(b - a if b >= a else b for a, b in zip(values, values[1:]))
+    return out
