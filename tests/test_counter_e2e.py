@@ -70,15 +70,16 @@ def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_serie
         tmp_path, counters, redis_url):
     a, b = counters
     query = {"name": "calls", "counter": "mw_calls_total", "max_gap": "5m"}
+    short_gap = {"name": "calls_short_gap", "counter": "mw_calls_total", "max_gap": "10s"}  # shorter than the outage
     with PrometheusServer([a.host_port, b.host_port], scrape_interval="500ms") as prom, OpenMeterSink() as sink:
         prom.wait_for('count(mw_calls_total) == 3')
-        cfg = write_config(tmp_path / "collector.yaml", prom.url, sink.url, [query], redis_url=redis_url,
+        cfg = write_config(tmp_path / "collector.yaml", prom.url, sink.url, [query, short_gap], redis_url=redis_url,
                            offset=f"{OFFSET:g}s", extra={"meterworker": {"query_retry_period": "1s",
                                                                            "query_max_backoff": "2s"}})
         proc = Proc(meterworker("run", "-c", str(cfg)), tmp_path / "run.log", cwd=tmp_path)
         try:
-            wait_until(lambda: sink.events, 90, "the first window at the sink", proc)
-            first_start = min(ts(e["time"]) for e in sink.events)
+            wait_until(lambda: {e["type"] for e in sink.events} == {"calls", "calls_short_gap"}, 90,
+                       "the first window of each query at the sink", proc)
             a.frozen = b.frozen = False
             time.sleep(2)
             b.failing = True                    # (d) initech's scrapes fail for 3s
@@ -97,14 +98,17 @@ def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_serie
             time.sleep(2)
             a.frozen = b.frozen = True
             frozen_at = time.time()
-            wait_until(lambda: max(ts(e["time"]) for e in sink.events) >= frozen_at + 2, 30,
+            wait_until(lambda: all(max(ts(e["time"]) for e in sink.events if e["type"] == q) >= frozen_at + 2
+                                   for q in ("calls", "calls_short_gap")), 60,
                        "windows after the counters stopped", proc)
         finally:
             status = proc.stop()
         assert status == 0, proc.output()[-3000:]
-        events = sink.events
         assert not sink.duplicates()
+        everything = sink.events
+        events = [e for e in everything if e["type"] == "calls"]
         last_end = max(ts(e["time"]) for e in events) + WINDOW
+        first_start = min(ts(e["time"]) for e in events)
 
         billed = defaultdict(int)
         for e in events:
@@ -128,10 +132,11 @@ def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_serie
                                        str(last_tick), "--inline", "--print"),
                            capture_output=True, text=True, timeout=60, env=os.environ)
         assert r.returncode == 0, r.stderr
-        replayed = sorted((e["id"], e["data"]["value"]) for e in map(json.loads, r.stdout.splitlines()))
+        replayed = sorted((e["id"], e["data"]["value"]) for e in map(json.loads, r.stdout.splitlines())
+                          if e["type"] == "calls")
         delivered = sorted((e["id"], e["data"]["value"]) for e in events)
         by_id = {e["id"]: e for e in events}
-        replay_events = {e["id"]: e for e in map(json.loads, r.stdout.splitlines())}
+        replay_events = {e["id"]: e for e in map(json.loads, r.stdout.splitlines()) if e["type"] == "calls"}
         diff = [(by_id.get(i, {}).get("time"), by_id.get(i, {}).get("subject"), by_id.get(i, {}).get("data"),
                  replay_events.get(i, {}).get("time"), replay_events.get(i, {}).get("data"))
                 for i in set(by_id) ^ set(replay_events) | {i for i in by_id if i in replay_events and
@@ -149,19 +154,31 @@ def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_serie
         assert r.returncode == 0, r.stderr
         once = sorted((e["id"], e["data"]["value"]) for e in map(json.loads, r.stdout.splitlines()))
         assert once and set(once) <= set(replayed)
-        # With a max_gap shorter than the outage, the window after it bills only what grew after the gap,
-        # and says so.
+        # With a max_gap shorter than the outage, the window after it bills only what grew after the gap (in the
+        # run and by `once`), and says so: in the log and in `status`.
         ordered = sorted(starts)
         after = next(t for u, t in zip(ordered, ordered[1:]) if t - u > OUTAGE / 2)
-        short = write_config(tmp_path / "short.yaml", prom.url, sink.url, [{**query, "max_gap": "3s"}],
-                             redis_url=redis_url, offset=f"{OFFSET:g}s")
-        r = subprocess.run(meterworker("once", "-c", str(short), "--at", str(after + WINDOW + OFFSET)),
+        own = within_window(prom, after, after + WINDOW)
+        continued = {e["subject"]: e["data"]["value"] for e in events if ts(e["time"]) == after}
+        short = defaultdict(int)
+        for e in everything:
+            if e["type"] == "calls_short_gap" and first_start <= ts(e["time"]) < last_end:
+                short[e["subject"]] += int(e["data"]["value"])
+        assert dict(short) == {c: exact[c] - continued[c] + own[c] for c in exact}
+        assert "had no sample within max_gap (10s) before the window" in proc.output()
+        r = subprocess.run(meterworker("status", "-c", str(cfg)), capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        section = r.stdout[r.stdout.index("- calls_short_gap"):]
+        assert "COUNTER GAP at tick" in section, r.stdout
+        assert "4 series had no sample within max_gap (10s)" in section, r.stdout
+        assert "COUNTER GAP" not in r.stdout[:r.stdout.index("- calls_short_gap")]
+        once_short = write_config(tmp_path / "short.yaml", prom.url, sink.url, [short_gap], redis_url=redis_url,
+                                  offset=f"{OFFSET:g}s")
+        r = subprocess.run(meterworker("once", "-c", str(once_short), "--at", str(after + WINDOW + OFFSET)),
                            capture_output=True, text=True, timeout=60, env=os.environ)
         assert r.returncode == 0, r.stderr
-        got = {e["subject"]: e["data"]["value"] for e in map(json.loads, r.stdout.splitlines())}
-        assert got == within_window(prom, after, after + WINDOW)
-        assert "had no sample within max_gap (3s) before the window" in r.stderr
-        assert "not billed" in r.stderr
+        assert {e["subject"]: e["data"]["value"] for e in map(json.loads, r.stdout.splitlines())} == own
+        assert "had no sample within max_gap (10s) before the window" in r.stderr
 
 
 def within_window(prometheus, start: float, end: float) -> dict[str, int]:
