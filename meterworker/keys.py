@@ -27,6 +27,10 @@ Tick state (meterworker.schedule.state)
                                                   Query workers write it; deleted when a tick of q completes.
   meterworker:{c}:completed:{q}           string  the newest tick completed. Query workers write it (only ever
                                                   forward). Kept forever.
+  meterworker:{c}:counter-gap:{q}         string  JSON {tick, series, max_gap, examples, at}: the newest tick of counter
+                                                  query q in which series came back after a gap longer than
+                                                  max_gap (their growth during the gap is not billed). Query
+                                                  workers write it; TTL 7 days; `status` shows it.
   meterworker:{c}:backfill:{run}          hash    "{q}:{tick}" -> "" for each tick of a `backfill` run done so far,
                                                   or JSON {error, attempts} for a tick given up. Query workers
                                                   write it; TTL 7 days from the last write, deleted by the
@@ -127,6 +131,9 @@ class Keys:
 
     def completed(self, query: str) -> str:
         return f"{self.prefix}:completed:{query}"
+
+    def counter_gap(self, query: str) -> str:
+        return f"{self.prefix}:counter-gap:{query}"
 
     def backfill_report(self, run_id: str) -> str:
         return f"{self.prefix}:backfill:{run_id}"

@@ -204,7 +204,8 @@ BROKEN = {
         "inputs: unknown field (did you mean 'input'?)"),
     "unknown key without a close match": (
         _set("input.prometheus.queries.0.query.frobnicate", 1),
-        "input.prometheus.queries[0].query.frobnicate: unknown field (expected one of: name, promql, schedule, mapping)"),
+        "input.prometheus.queries[0].query.frobnicate: unknown field (expected one of: name, promql, counter, by, "
+        "max_gap, new_series, schedule, mapping)"),
     "missing url": (
         _delete("input.prometheus.url"),
         "input.prometheus.url: field required"),

@@ -29,6 +29,7 @@ def test_keys_are_those_earlier_releases_wrote():
     assert k.running("q", 1764237600) == "meterworker:c:running:q:1764237600"
     assert k.completed("q") == "meterworker:c:completed:q"
     assert k.backfill_report("ab12") == "meterworker:c:backfill:ab12"
+    assert k.counter_gap("q") == "meterworker:c:counter-gap:q"
     assert k.beat_lock == "meterworker:c:beat-lock"
     assert k.outbox_pending == "meterworker:c:outbox:pending"
     assert k.outbox_queue == "meterworker:c:outbox:queue"
@@ -51,7 +52,7 @@ def test_every_key_is_documented():
     k = Keys("{c}")
     built = [k.cursor("{q}"), k.claim("{q}", "{tick}"), k.pending("{q}"), k.running("{q}", "{tick}"),
              k.failure("{q}"), k.completed("{q}"),
-             k.backfill_report("{run}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
+             k.backfill_report("{run}"), k.counter_gap("{q}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
              k.outbox_batch("{id}"), k.outbox_batch_members("{id}"), k.outbox_flush_requested,
              k.delivered("{source}", "{id}"), k.in_flight, k.dlq, k.dlq_index,
              k.replication_probe, k.replication_shortfall]

@@ -60,6 +60,11 @@ def status(config_path):
         pending = st["pending"]
         shown = ", ".join(from_epoch(t).isoformat() for t in pending[:5]) + (" …" if len(pending) > 5 else "")
         click.echo(f"      pending: {len(pending)}{' (' + shown + ')' if pending else ''}")
+        gap = rt.state.counter_gap(q.name) if q.is_counter else None
+        if gap:
+            click.echo(f"      COUNTER GAP at tick {from_epoch(gap['tick']).isoformat()}: {gap['series']} series had "
+                       f"no sample within max_gap ({format_go_duration(gap['max_gap'])}) before the window; their "
+                       f"growth during the gap is not billed; examples: {gap['examples']}")
         if st["failure"]:
             f = st["failure"]
             click.echo(f"      FAILING since attempt {f['attempt']} at tick {from_epoch(f['tick']).isoformat()}: "

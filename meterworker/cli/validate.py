@@ -36,10 +36,13 @@ def validate(config_path):
             ticks.append(t)
         window = window_for(sched, ticks[0], prom.query_offset)
         click.echo(f"  - {q.name}")
-        click.echo(f"      promql:   {q.promql.strip()}")
+        if q.is_counter:
+            _explain_counter(q, cfg.mapping_for(q).subject_label)
+        else:
+            click.echo(f"      promql:   {q.promql.strip()}")
         click.echo(f"      schedule: {expr} ({prom.timezone})")
         click.echo(f"      next ticks: {', '.join(x.isoformat() for x in ticks)}")
-        for rng in range_selectors(q.promql):
+        for rng in ([] if q.is_counter else range_selectors(q.promql)):
             try:
                 seconds = parse_duration(rng)
             except ValueError:  # PromQL's own units (w, y)
@@ -59,3 +62,20 @@ def validate(config_path):
         f"retries {http.retries}, retry_period {format_go_duration(http.retry_period)}, "
         f"max_retry_backoff {format_go_duration(http.max_retry_backoff)}, drop_on {http.drop_on}"
     )
+
+
+def _explain_counter(q, subject_label: str) -> None:
+    from meterworker.query.counter.selector import parse_selector
+
+    sel = parse_selector(q.counter)
+    matchers = ", ".join(m.promql() for m in sel.matchers) or "none"
+    click.echo(f"      counter:  {sel.promql()}  (metric {sel.metric or 'any'}; matchers: {matchers})")
+    click.echo("      billed:   each window's exact growth from the raw samples (a reset counts from zero), "
+               "no extrapolation")
+    if q.by is None:
+        click.echo(f"      by:       each series alone (subject from label {subject_label!r})")
+    else:
+        click.echo(f"      by:       {', '.join(q.by)} (the growth of the series summed per these labels)")
+    new = "counted from zero" if q.new_series == "count" else "skipped (billed from its second sample)"
+    click.echo(f"      max_gap:  {format_go_duration(q.max_gap)} (a longer gap before a window is reported and "
+               f"not billed across; a new series' first value is {new})")

@@ -36,6 +36,7 @@ def compatibility_problems(data: dict) -> list[tuple[Path, str]]:
     """Checks on the raw tree, so that they run even when pydantic found other problems."""
     return (
         _duplicate_query_names(data)
+        + _counter_subject_problems(data)
         + _schedule_problems(data)
         + _pipeline_problems(data)
         + [p for path in _HTTP_CLIENT_PATHS for p in _batching_problems(data, path)]
@@ -69,6 +70,23 @@ def _duplicate_query_names(data: dict) -> list[tuple[Path, str]]:
                              f"duplicate query name {name!r} (also used by queries[{first_index[name]}])"))
         else:
             first_index[name] = i
+    return problems
+
+
+def _counter_subject_problems(data: dict) -> list[tuple[Path, str]]:
+    """A counter query's `by` must keep the subject label: each event's subject is read from it."""
+    default = _get(data, "mapping", "subject_label") or "instance"
+    problems = []
+    for i, item in _queries(data):
+        query = _get(item, "query")
+        by = _get(query, "by")
+        if _get(query, "counter") is None or not isinstance(by, list):
+            continue
+        subject = _get(query, "mapping", "subject_label") or default
+        if isinstance(subject, str) and subject not in by:
+            problems.append((_QUERIES + (i, "query", "by"),
+                             f"{by} lacks the subject label {subject!r} (mapping.subject_label): each event's "
+                             f"subject comes from it; add it to by"))
     return problems
 
 

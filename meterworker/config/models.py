@@ -92,11 +92,74 @@ class MappingOverride(_Model):
     event_time: Literal["start", "end"] | None = None
 
 
+_NEITHER = object()
+
+
 class Query(_Model):
+    """A PromQL query billed as it answers (`promql`), or a counter whose exact growth is billed (`counter`)."""
+
     name: Name
-    promql: NonEmptyStr
+    promql: NonEmptyStr | None = None
+    counter: NonEmptyStr | None = None
+    by: list[NonEmptyStr] | None = None  # counter mode: sum the growth per these labels; None: each series alone
+    max_gap: PositiveDuration = 3600.0   # counter mode: the longest gap between samples billed across
+    new_series: Literal["count", "skip"] = "count"  # counter mode: a new series' first value counted from zero
     schedule: str | None = None
     mapping: MappingOverride | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _promql_if_not_counter(cls, data):
+        if isinstance(data, dict) and "promql" not in data and "counter" not in data:
+            data = {**data, "promql": _NEITHER}
+        return data
+
+    @field_validator("promql", "counter", mode="before")
+    @classmethod
+    def _given_as_text(cls, value):
+        if value is _NEITHER:
+            raise ValueError("field required")  # the message of any missing field
+        if value is None:  # only an explicit null gets here (an absent field is not validated)
+            raise ValueError("input should be a valid string")
+        return value
+
+    @field_validator("counter")
+    @classmethod
+    def _series_selector(cls, counter: str | None) -> str | None:
+        if counter is not None:
+            from meterworker.query.counter.selector import SelectorError, parse_selector
+            try:
+                parse_selector(counter)
+            except SelectorError as e:
+                raise ValueError(f"not a series selector: {e}") from None
+        return counter
+
+    @field_validator("by")
+    @classmethod
+    def _distinct_labels(cls, by: list[str] | None) -> list[str] | None:
+        if by is not None:
+            import re
+            for label in by:
+                if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label) or label == "__name__":
+                    raise ValueError(f"{label!r} is not a label name")
+            if len(set(by)) != len(by):
+                raise ValueError("a label is given twice")
+        return by
+
+    @model_validator(mode="after")
+    def _promql_or_counter(self) -> "Query":
+        if (self.promql is None) == (self.counter is None):
+            found = "both are given" if self.promql is not None else "neither is given"
+            raise ValueError(f"a query needs exactly one of promql and counter; {found}")
+        if self.promql is not None:
+            extra = [f for f in ("by", "max_gap", "new_series") if f in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply to a counter query (counter: instead of promql:)")
+        return self
+
+    @property
+    def is_counter(self) -> bool:
+        return self.counter is not None
 
 
 class QueryItem(_Model):

@@ -57,6 +57,12 @@ BATCH_SIZE = Histogram("meterworker_batch_size", "Events per batch posted to the
                        buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000))
 HTTP_RESPONSES = Counter("meterworker_http_responses", "Responses of the metering service by status "
                          "(status=error: no response)", ["status"])
+COUNTER_SERIES_STARTED = Counter(
+    "meterworker_counter_series_started",
+    "Counter-mode series without a sample within max_gap before a window: kind=new (no sample before: counted "
+    "from zero or skipped per new_series), kind=gap (back after a longer gap: the gap's growth is not billed)",
+    ["query", "kind"],
+)
 RETRIES = Counter("meterworker_retries", "Query attempts and batches scheduled for another try", ["task", "query"])
 
 
@@ -78,6 +84,11 @@ def events_dead_lettered(query: str | None, n: int) -> None:
 def events_skipped(query: str | None, reason: str, n: int) -> None:
     if n:
         EVENTS_SKIPPED.labels(query or "", reason).inc(n)
+
+
+def counter_series_started(query: str, kind: str, n: int) -> None:
+    if n:
+        COUNTER_SERIES_STARTED.labels(query, kind).inc(n)
 
 
 def query_failed(query: str) -> None:

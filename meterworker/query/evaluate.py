@@ -23,6 +23,7 @@ class Evaluation:
     promql: str
     events: Iterator[dict[str, Any]] = iter(())
     skipped: Skipped = field(default_factory=Skipped)
+    gaps: Any = None  # counter mode: the series of the window without a baseline (counter.compute.Gaps)
 
 
 @contextmanager
@@ -31,8 +32,12 @@ def evaluate(config, prometheus, query, schedule: Schedule, tick: datetime) -> I
     afterwards `skipped` counts the series not sent (logged here, counted in metrics by the query task)."""
     offset = config.input.prometheus.query_offset
     window = window_for(schedule, tick, offset)
-    promql = expand_interval(query.promql, window)
     mapping = config.mapping_for(query)
+    if query.is_counter:
+        with _evaluate_counter(config, prometheus, query, window, tick, mapping) as ev:
+            yield ev
+        return
+    promql = expand_interval(query.promql, window)
     ev = Evaluation(query.name, tick, window, promql)
     with prometheus.stream(promql, evaluation_time(tick, offset)) as result:
         ev.events = map_series(
@@ -41,6 +46,31 @@ def evaluate(config, prometheus, query, schedule: Schedule, tick: datetime) -> I
         )
         yield ev
     log_skipped(query.name, tick, ev.skipped, mapping.subject_label)
+
+
+@contextmanager
+def _evaluate_counter(config, prometheus, query, window: Window, tick: datetime, mapping) -> Iterator[Evaluation]:
+    from meterworker.query import raw_samples
+    from meterworker.query.counter.compute import Gaps, Plan, group, series_growth
+
+    plan = Plan.of(query.counter, window.start, window.end, query.max_gap, query.new_series)
+    ev = Evaluation(query.name, tick, window, f"counter {plan.selector.promql()}", gaps=Gaps())
+    growths = series_growth(plan, lambda q, at: raw_samples.instant(prometheus, q, at),
+                            lambda q, at: raw_samples.matrix(prometheus, q, at), ev.gaps)
+    ev.events = map_series(
+        group(growths, query.by), scalar=False, collector=config.meterworker.name, query=query.name,
+        mapping=mapping, start=window.start, end=window.end, skipped=ev.skipped,
+    )
+    yield ev
+    log_skipped(query.name, tick, ev.skipped, mapping.subject_label)
+    log_gaps(query, tick, ev.gaps)
+
+
+def log_gaps(query, tick: datetime, gaps) -> None:
+    if gaps is not None and gaps.gap:
+        log.warning("query %s tick %s: %d series had no sample within max_gap (%gs) before the window: what they "
+                    "grew during the gap is not billed; examples: %s", query.name, tick.isoformat(), gaps.gap,
+                    query.max_gap, gaps.examples)
 
 
 @dataclass

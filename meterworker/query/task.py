@@ -84,6 +84,11 @@ def _run(self, rt, query, query_name: str, tick: int, report: str | None, max_at
         metrics.events_skipped(query_name, "missing_subject", ev.skipped.no_subject)
         metrics.events_skipped(query_name, "non_numeric", ev.skipped.non_numeric)
         metrics.events_skipped(query_name, "duplicate_series", ev.skipped.duplicate)
+        if ev.gaps is not None:
+            metrics.counter_series_started(query_name, "new", ev.gaps.new)
+            metrics.counter_series_started(query_name, "gap", ev.gaps.gap)
+            if ev.gaps.gap:
+                rt.state.record_counter_gap(query_name, tick, ev.gaps.gap, query.max_gap, ev.gaps.examples)
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then retried or given up on
         attempt = self.request.retries + 1
         if isinstance(e, (PrometheusError, ResultTypeError, ReplicationError)):

@@ -81,6 +81,14 @@ class State:
         pipe.zadd(self.keys.pending(query), {str(tick): now + retry_in}, xx=True)
         pipe.execute()
 
+    def record_counter_gap(self, query: str, tick: int, series: int, max_gap: float, examples: list) -> None:
+        entry = {"tick": tick, "series": series, "max_gap": max_gap, "examples": examples, "at": time.time()}
+        self.r.set(self.keys.counter_gap(query), json.dumps(entry), ex=7 * 86400)
+
+    def counter_gap(self, query: str) -> dict | None:
+        raw = self.r.get(self.keys.counter_gap(query))
+        return json.loads(raw) if raw else None
+
     def query_status(self, query: str) -> dict:
         completed = self.r.get(self.keys.completed(query))
         failure = self.r.get(self.keys.failure(query))

@@ -1,0 +1,1 @@
+"""Counter mode: the exact growth of counters per window, from Prometheus' raw samples (pure logic)."""

@@ -1,0 +1,97 @@
+"""What counter mode asks Prometheus for one window (start, end]: PromQL text only.
+
+The main query gives, per series, its growth where the boundary samples are enough (a baseline within
+one window before the start, no sample of the window below the one before it) and -1 for every other
+series with samples in the window: those few are resolved with per-series queries (resolve_query), and
+their raw samples fetched (raw_query) only where the window holds a reset.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from meterworker.query.counter.selector import Matcher, Selector, quote
+
+PART = "__meterworker_part"
+HISTORY = 31 * 86400.0  # how far back a series without a recent baseline is looked for: new, or back after a gap
+ESCALATE = -1  # the main query's value for a series it cannot settle from its boundary samples
+
+
+def _ms(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _at(t: datetime) -> str:
+    return f"{t.timestamp():.3f}"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    max_gap: float
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def main_query(sel: str, w: Window) -> str:
+    """Evaluated at w.end: a growth >= 0 per settled series, ESCALATE for the others with samples in the window."""
+    rng, at_s, at_e = _ms(min(w.seconds, w.max_gap)), _at(w.start), _at(w.end)
+    last = f"last_over_time({sel}[{_ms(w.seconds)}] @ {at_e})"
+    base = f"last_over_time({sel}[{rng}] @ {at_s})"
+    low = f"min_over_time({sel}[{_ms(w.seconds)}] @ {at_e})"
+    resets = f"resets({sel}[{_ms(w.seconds)}] @ {at_e})"
+    return (f"(({last} - {base}) and ({low} >= {base}) and ({resets} == 0))"
+            f" or (count_over_time({sel}[{_ms(w.seconds)}] @ {at_e}) * 0 + {ESCALATE})")
+
+
+def series_selector(base: Selector, labels: dict[str, str]) -> str:
+    """The selector narrowed to one series (its labels as the functions' results give them, without __name__)."""
+    matchers = list(base.matchers) + [Matcher(k, "=", v) for k, v in sorted(labels.items()) if k != "__name__"]
+    if base.metric is None and "__name__" in labels:
+        matchers.append(Matcher("__name__", "=", labels["__name__"]))
+    return Selector(base.metric, tuple(matchers)).promql()
+
+
+def _part(name: str, expr: str) -> str:
+    return f'label_replace({expr}, "{PART}", "{name}", "", "")'
+
+
+def resolve_query(selectors: list[str], w: Window) -> str:
+    """For the given series: baseline within max_gap (b), last (a) and smallest (m) sample of the window,
+    and the resets in it (r)."""
+    win, at_s, at_e = _ms(w.seconds), _at(w.start), _at(w.end)
+    parts = []
+    for sel in selectors:
+        parts += [
+            _part("b", f"last_over_time({sel}[{_ms(w.max_gap)}] @ {at_s})"),
+            _part("a", f"last_over_time({sel}[{win}] @ {at_e})"),
+            _part("m", f"min_over_time({sel}[{win}] @ {at_e})"),
+            _part("r", f"resets({sel}[{win}] @ {at_e})"),
+        ]
+    return " or ".join(parts)
+
+
+def history_query(selectors: list[str], w: Window) -> str:
+    """For series without a baseline: which have a sample older than max_gap before the start (back after
+    a gap) rather than none (new)."""
+    before = _at_seconds(w.start.timestamp() - w.max_gap)
+    return " or ".join(f"count_over_time({sel}[{_ms(HISTORY)}] @ {before})" for sel in selectors)
+
+
+def _at_seconds(t: float) -> str:
+    return f"{t:.3f}"
+
+
+def raw_query(selector: str, w: Window) -> str:
+    """The raw samples of the window (Prometheus 2 includes one exactly at the start: the caller drops it)."""
+    return f"{selector}[{_ms(w.seconds)}] @ {_at(w.end)}"
+
+
+def labels_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART)))
+
+
+__all__ = ["ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
+           "raw_query", "resolve_query", "series_selector"]
