@@ -99,7 +99,7 @@ def test_settled_events_leave_the_batch_at_once_and_the_rest_is_resumed(r):
     time.sleep(0.35)
     [(batch_id, gen)] = list(box.claim_due())
     assert ids(box.resume(batch_id, gen)) == ["id-4"]
-    assert Delivered(r, "t").undelivered([ev(1), ev(2), ev(3)]) == [ev(3)]
+    assert Delivered(r, "t").undelivered([ev(1), ev(2), ev(3)], "q", 60) == [ev(3)]
     assert [e["events"] for e in dl.all()] == [[ev(3)]]
 
 

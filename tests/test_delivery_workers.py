@@ -53,6 +53,7 @@ class SendSide:
         self.env = {"SINK_TOKEN": TOKEN, "METERWORKER_CONFIG": str(self.cfg), "METERWORKER_REDIS_URL": redis_url}
         self.workers: list[Proc] = []
         self.r = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.raw = redis.Redis.from_url(redis_url)
 
     def worker(self, name, concurrency=2) -> Proc:
         proc = Proc(meterworker("worker", "-c", str(self.cfg), "-Q", "send", "--concurrency", str(concurrency),
@@ -71,21 +72,23 @@ class SendSide:
                               env={**os.environ, **self.env}, cwd=self.tmp_path, timeout=60, input=input)
 
     def redis_dump(self) -> str:
-        """Every string in the collector's Redis keys, for looking for secrets."""
+        """Every string in the collector's Redis keys, for looking for secrets (delivered marks are binary:
+        bytes that are not UTF-8 are shown escaped)."""
+        r = self.raw
         out = []
-        for key in self.r.scan_iter("*"):
-            kind = self.r.type(key)
-            if kind == "string":
-                out.append(self.r.get(key))
-            elif kind == "hash":
-                out += [f"{k}={v}" for k, v in self.r.hgetall(key).items()]
-            elif kind in ("list",):
-                out += self.r.lrange(key, 0, -1)
-            elif kind in ("set",):
-                out += list(self.r.smembers(key))
-            elif kind == "zset":
-                out += [m for m, _ in self.r.zrange(key, 0, -1, withscores=True)]
-        return "\n".join(out)
+        for key in r.scan_iter("*"):
+            kind = r.type(key)
+            if kind == b"string":
+                out.append(r.get(key))
+            elif kind == b"hash":
+                out += [k + b"=" + v for k, v in r.hgetall(key).items()]
+            elif kind in (b"list",):
+                out += r.lrange(key, 0, -1)
+            elif kind in (b"set",):
+                out += list(r.smembers(key))
+            elif kind == b"zset":
+                out += [m for m, _ in r.zrange(key, 0, -1, withscores=True)]
+        return "\n".join(v.decode(errors="backslashreplace") for v in out)
 
     def stop(self):
         for w in self.workers:
