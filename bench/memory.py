@@ -1,0 +1,163 @@
+"""Memory: what Redis holds per event once it is delivered (for dedup_horizon), and while it waits.
+
+Starts Redis, Prometheus on promtool-made blocks of 1,000 series, the fast sink and one meterworker worker
+(`--concurrency` processes), then for each tick size (a query of 10 series, `bench_usage{shard="0"}`, and
+one of 1,000, `bench_usage`) sends `--ticks` query tasks, as beat does, one per tick (a tick a second
+before dataset.TICK and on, all within Prometheus' lookback of the one sample), waits for every event at
+the sink and an empty outbox, and reports Redis' used_memory growth per delivered event, and the
+MEMORY USAGE of the delivered marks (meterworker:*:marks:*) per event. The same run's reference is the
+layout before the marks hash: one `SET delivered:{source}:{id} 1 EX dedup_horizon` per event, written
+by hand for as many events. Last, with the sink stopped, it queues `--outage-ticks` ticks of 1,000
+series and reports the growth per pending event.
+
+    bin/bench memory [--ticks 200] [--outage-ticks 20] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import redis
+
+from . import dataset, harness
+from .harness import (Meterworker, RssPoller, Sink, log, machine, prometheus_on_blocks, redis_server, wait_for,
+                      workdir, write_config)
+
+SIZES = {"small": ('bench_usage{shard="0"}', 10), "large": ("bench_usage", 1000)}
+HORIZON = 32 * 86400
+
+
+def used_memory(r: redis.Redis) -> int:
+    return int(r.info("memory")["used_memory"])
+
+
+def marks_bytes(r: redis.Redis) -> int:
+    return sum(r.memory_usage(k, samples=0) or 0 for k in r.scan_iter("meterworker:*:marks:*"))
+
+
+def ticks(n: int, first: int = 0) -> list[int]:
+    return [dataset.TICK - 29 + first + k for k in range(n)]
+
+
+def dispatch(mw: Meterworker, query: str, at: list[int]) -> None:
+    from meterworker.keys import QUERY_QUEUE, QUERY_TASK
+
+    for tick in at:
+        mw.app.send_task(QUERY_TASK, args=[query, tick], queue=QUERY_QUEUE)
+
+
+def settle(r: redis.Redis) -> int:
+    """used_memory once it stops moving (Celery's acknowledgements and the like settle first)."""
+    time.sleep(1.0)
+    return used_memory(r)
+
+
+def delivered_run(mw: Meterworker, sink: Sink, r: redis.Redis, name: str, n_ticks: int) -> dict:
+    per_tick = SIZES[name][1]
+    mw.flush_redis()
+    sink.reset()
+    before, before_marks = settle(r), marks_bytes(r)
+    started = time.monotonic()
+    dispatch(mw, name, ticks(n_ticks))
+    sink.wait_for_events(per_tick * n_ticks, 600, alive=mw.alive)
+    wait_for(lambda: mw.rt.outbox.counts()["pending"] == 0, 120, "the outbox to empty")
+    seconds = time.monotonic() - started
+    after, after_marks = settle(r), marks_bytes(r)
+    stats = sink.stats()
+    events = per_tick * n_ticks
+    return {"query": name, "series": per_tick, "ticks": n_ticks, "events": events, "seconds": seconds,
+            "sink_events": stats["events"], "sink_unique": stats["unique"],
+            "used_memory_growth": after - before, "per_event": (after - before) / events,
+            "marks_bytes": after_marks - before_marks, "marks_per_event": (after_marks - before_marks) / events}
+
+
+def legacy_reference(r: redis.Redis, events: int) -> dict:
+    """The layout of the release before: one key per delivered id, written by hand."""
+    before = settle(r)
+    pipe = r.pipeline(transaction=False)
+    for i in range(events):
+        pipe.set(f"meterworker:bench:delivered:prometheus:{i:08x}-5b0c-5e53-9a55-6a8e8f0a6d21", "1", ex=HORIZON)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    after = settle(r)
+    return {"events": events, "used_memory_growth": after - before, "per_event": (after - before) / events}
+
+
+def outage_run(mw: Meterworker, sink: Sink, r: redis.Redis, n_ticks: int) -> dict:
+    mw.flush_redis()
+    sink.stop()
+    per_tick = SIZES["large"][1]
+    before = settle(r)
+    dispatch(mw, "large", ticks(n_ticks, first=50))
+    events = per_tick * n_ticks
+    wait_for(lambda: mw.rt.outbox.counts()["pending"] >= events, 300, "every event to be pending")
+    after = settle(r)
+    counts = mw.rt.outbox.counts()
+    return {"ticks": n_ticks, "events": events, "pending": counts["pending"], "batches": counts["batches"],
+            "used_memory_growth": after - before, "per_event": (after - before) / events}
+
+
+def measure(n_ticks: int, outage_ticks: int, concurrency: int, *, keep: bool = False, pool: str = "prefork") -> dict:
+    rss = RssPoller().start()
+    results: dict = {"ticks": n_ticks, "concurrency": concurrency, "pool": pool, "runs": []}
+    with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
+            prometheus_on_blocks(wd, 1000) as (prom_url, prom_proc):
+        r = redis.Redis.from_url(redis_url)
+        sink = Sink(wd)
+        cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url,
+                           [{"name": name, "promql": promql} for name, (promql, _) in SIZES.items()])
+        mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, pool=pool)
+        try:
+            mw.start()
+            for name in SIZES:
+                run = delivered_run(mw, sink, r, name, n_ticks)
+                log(f"{name}: {run['events']:,} events delivered in {run['seconds']:.1f}s, "
+                    f"{run['per_event']:.1f} B/event used_memory, marks {run['marks_per_event']:.1f} B/event")
+                results["runs"].append(run)
+            mw.flush_redis()
+            results["legacy"] = legacy_reference(r, n_ticks * SIZES["large"][1])
+            log(f"reference (one key per id): {results['legacy']['per_event']:.1f} B/event")
+            mw.flush_redis()
+            results["outage"] = outage_run(mw, sink, r, outage_ticks)
+            log(f"outage: {results['outage']['per_event']:.1f} B per pending event")
+        finally:
+            mw.stop()
+            rss.stop()
+    return results
+
+
+def print_report(r: dict, goal: float = 16.0) -> None:
+    print(f"\n## memory: Redis per event, {r['ticks']} ticks per size, {harness.pool_text(r)}")
+    print(f"machine: {machine()}\n")
+    print("| ticks of | events | delivered at the sink (unique) | used_memory growth per event (B) "
+          "| marks per event (B) | goal <= 16 B |")
+    print("|---|---|---|---|---|---|")
+    for x in r["runs"]:
+        print(f"| {x['series']:,} series | {x['events']:,} | {x['sink_events']:,} ({x['sink_unique']:,}) "
+              f"| {x['per_event']:.1f} | {x['marks_per_event']:.1f} | {'met' if x['per_event'] <= goal else 'NOT met'} |")
+    ref = r["legacy"]
+    print(f"\nreference, one `delivered:{{source}}:{{id}}` key per event (the release before), same Redis: "
+          f"{ref['per_event']:.1f} B/event ({ref['events']:,} keys)")
+    o = r["outage"]
+    print(f"sink down: {o['events']:,} events of {o['ticks']} ticks x 1,000 series pending "
+          f"({o['batches']} batches): {o['per_event']:.0f} B per pending event")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench memory", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ticks", type=int, default=200)
+    p.add_argument("--outage-ticks", type=int, default=20)
+    harness.worker_options(p, profile=False)
+    args = p.parse_args(argv)
+    r = measure(args.ticks, args.outage_ticks, args.concurrency, keep=args.keep, pool=args.pool)
+    print_report(r)
+    harness.write_json(args.json, r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
