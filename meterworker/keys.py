@@ -49,12 +49,13 @@ The outbox (meterworker.delivery.outbox)
 Delivery (meterworker.delivery.dedup, inflight, deadletter)
 
   meterworker:{c}:marks:{q}:{day}         hash    the delivered marks of q's ticks of day {day} (tick // 86400, "-"
-                                                  for events of no tick): field "{tick}" -> packed 8-byte
-                                                  digests (blake2b of source NUL id) of the tick's delivered
-                                                  events, up to 4096 bytes; beyond that "{tick}#" -> n and
-                                                  "{tick}:1".."{tick}:n" -> more digests. Send workers (and
-                                                  commands delivering themselves) write it; TTL dedup_horizon
-                                                  from its last write.
+                                                  for events of no tick). A mark is 8 bytes, the blake2b digest
+                                                  of an event's source NUL id. "g{tick // 32}" -> records (4 bytes
+                                                  tick, 2 bytes n, n marks) of 32 ticks, up to 4096 bytes; what
+                                                  does not fit there: "{tick}" -> marks, up to 4096 bytes, then
+                                                  "{tick}#" -> m and "{tick}:1".."{tick}:m" -> more marks.
+                                                  Values are binary. Send workers (and commands delivering
+                                                  themselves) write it; TTL dedup_horizon from its last write.
   meterworker:{c}:delivered:{source}:{id} string  "1": the event was accepted by the sink, written by releases
                                                   before the marks hash. No longer written; honoured until it
                                                   expires (TTL dedup_horizon).
