@@ -189,3 +189,18 @@ def test_a_tick_re_run_with_more_series_queues_only_the_new_ones(r):
     added = box.add([ev(i) for i in range(15)], {"query": "q", "tick": 60})
     assert (added.added, added.skipped) == (5, 10)
     assert ids(box.take()) == sorted(f"id-{i}" for i in range(10, 15))
+
+
+def test_an_outbox_that_read_a_ticks_marks_sees_them_made_again_after_they_expired(r):
+    box = outbox(r, count=100, period=0.0, lease=5)
+    box.add([ev(i) for i in range(10)], {"query": "q", "tick": 60})
+    batch = box.take()
+    box.delivered_now(batch, batch.items, DAY)
+    assert box.add([ev(i) for i in range(10)], {"query": "q", "tick": 60}).skipped == 10
+    d = Delivered(r, "t")
+    r.delete(d.where("q", 60)[0])  # the marks expired...
+    time.sleep(0.01)
+    d.mark([ev(i) for i in range(5)], DAY, "q", 60)  # ...and a command delivered 5 of the events since
+    added = box.add([ev(i) for i in range(10)], {"query": "q", "tick": 60})
+    assert (added.added, added.skipped) == (5, 5)
+    assert ids(box.take()) == sorted(f"id-{i}" for i in range(5, 10))

@@ -29,6 +29,66 @@ def digest(event: dict) -> bytes:
     return hashlib.blake2b(f"{event['source']}\0{event['id']}".encode(), digest_size=8).digest()
 
 
+GROUP_SPAN = 32  # ticks whose small marks share one field (lua/marks.lua)
+
+
+class TickMarks:
+    """What a reader has seen of one (query, tick)'s marks, read a little more at a time: marks are only ever
+    appended, so each refresh() reads what came after (the field shared with other ticks and the tick's
+    first field, at most 4 KiB each, and the parts written since). The outbox's add script checks the marks
+    written after the last refresh, so the two together are exact and the script's work stays small while
+    the tick's events are being delivered."""
+
+    def __init__(self, r: redis.Redis, key: str, field: str):
+        self.r, self.key, self.field = r, key, field
+        self.tick = int(field) if field.isdigit() and int(field) < 2**32 else None
+        self.group = f"g{self.tick // GROUP_SPAN}" if self.tick is not None else None
+        self._reset(b"")
+
+    def _reset(self, hash_id: bytes) -> None:
+        self.id = hash_id
+        self.glen = self.hlen = self.parts = 0
+        self.seen: set[bytes] = set()
+
+    def refresh(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(self.key, "id")
+        pipe.hget(self.key, self.group or "-g")
+        pipe.hget(self.key, self.field)
+        pipe.hget(self.key, f"{self.field}#")
+        hash_id, group, head, parts = pipe.execute()
+        hash_id, group, head = _raw(hash_id) or b"", _raw(group), _raw(head)
+        if hash_id != self.id:  # made again after it expired (or first seen): read it whole
+            self._reset(hash_id)
+        if self.group and group and len(group) > self.glen:
+            pos = self.glen
+            while pos + 6 <= len(group):
+                t, n = int.from_bytes(group[pos:pos + 4], "big"), int.from_bytes(group[pos + 4:pos + 6], "big")
+                if t == self.tick:
+                    self.seen.update(group[i:i + 8] for i in range(pos + 6, pos + 6 + 8 * n, 8))
+                pos += 6 + 8 * n
+            self.glen = len(group)
+        if head:
+            self.seen.update(head[i:i + 8] for i in range(self.hlen, len(head), 8))
+            self.hlen = len(head)
+        parts = int(parts or 0)
+        if parts > self.parts:
+            got = self.r.hmget(self.key, [f"{self.field}:{i}" for i in range(self.parts + 1, parts + 1)])
+            for blob in got:
+                blob = _raw(blob) or b""
+                self.seen.update(blob[i:i + 8] for i in range(0, len(blob), 8))
+            self.parts = parts
+
+    def version(self) -> list:
+        return [self.id, self.glen, self.hlen, self.parts]
+
+
+def _raw(value) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return value.encode("latin-1", errors="surrogateescape")
+
+
 def pack(events: Iterable[dict]) -> bytes:
     return b"".join(digest(e) for e in events)
 

@@ -19,6 +19,7 @@ this are lua/outbox_*.lua; meterworker.keys documents the keys.
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -28,11 +29,12 @@ import redis
 from meterworker.delivery.batching import full_batches_formed, overdue, still_fresh
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.query.ids import compact_json
-from meterworker.delivery.dedup import Delivered, digest
+from meterworker.delivery.dedup import Delivered, TickMarks, digest
 from meterworker.keys import Keys
 from meterworker.scripts import register
 
 ADD_CHUNK = 500
+MARKS_KEPT = 4  # ticks whose marks read so far an outbox keeps (see add)
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -94,6 +96,7 @@ class Outbox:
         self._renew = register(r, __package__, "outbox_renew.lua")
         self._finish = register(r, __package__, "outbox_finish.lua")
         self._delivered = register(r, __package__, "outbox_delivered.lua")
+        self._marks: OrderedDict[tuple[str, str], TickMarks] = OrderedDict()
 
     def _batch_keys(self, batch_id: str) -> tuple[str, str]:
         return self.keys.outbox_batch(batch_id), self.keys.outbox_batch_members(batch_id)
@@ -105,18 +108,29 @@ class Outbox:
         All of `events` belong to meta's query and tick (their delivered marks are looked up there)."""
         added = formed = 0
         query, tick = meta.get("query"), meta.get("tick")
-        marks_key, field = self.delivered.where(query, tick)
+        marks = self._tick_marks(*self.delivered.where(query, tick))
         for i in range(0, len(events), ADD_CHUNK):
             chunk = self.delivered.not_legacy_marked(events[i:i + ADD_CHUNK])
-            if not chunk:
-                continue
-            args: list[Any] = [field]
+            marks.refresh()
+            args: list[Any] = [marks.field, *marks.version()]
             for e in chunk:
-                args += [event_key(e), orjson.dumps({"event": e, "query": query, "tick": tick}), digest(e)]
-            before, after = self._add(keys=[self.pending_key, self.queue_key, marks_key], args=args)
+                d = digest(e)
+                if d not in marks.seen:
+                    args += [event_key(e), orjson.dumps({"event": e, "query": query, "tick": tick}), d]
+            if len(args) == 5:
+                continue
+            before, after = self._add(keys=[self.pending_key, self.queue_key, marks.key], args=args)
             added += after - before
             formed += full_batches_formed(before, after, self.count)
         return Added(added, len(events) - added, formed)
+
+    def _tick_marks(self, key: str, field: str) -> TickMarks:
+        """The marks read so far of a (query, tick): a tick's slices are added one after the other."""
+        marks = self._marks.pop((key, field), None) or TickMarks(self.r, key, field)
+        self._marks[(key, field)] = marks
+        while len(self._marks) > MARKS_KEPT:
+            self._marks.popitem(last=False)
+        return marks
 
     def not_pending(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The events the outbox does not hold: no live worker is sending them."""

@@ -4,6 +4,10 @@
 --   field `g{t // 32}`: records of the ticks t // 32 * 32 .. + 31, each 4 bytes t, 2 bytes n, n digests,
 --     GROUP bytes at most (so that a tick of a few series costs little more than its digests);
 --   what does not fit there: field `t` (up to HEAD bytes of digests), then `t:1` .. `t:m`, m in `t#`.
+--   field `id`: when the hash was made (Redis' clock), so that a reader tells a hash made again after
+--     it expired from the one it read.
+-- Marks are only ever appended: a reader that saw (id, length of `g..`, length of `t`, m) reads only what
+-- came after (marks_since).
 local HEAD, GROUP, SPAN = 4096, 4096, 32
 
 local function group_of(field)
@@ -16,13 +20,15 @@ local function add_digests(set, blob, from, to)
   for i = from, to, 8 do set[string.sub(blob, i, i + 7)] = true end
 end
 
-local function marked_of(key, field)
+-- The marks of (key, field) written after a reader saw `glen`, `hlen` and `m` (0, 0, 0: all of them).
+local function marks_since(key, field, id, glen, hlen, m)
   local set = {}
+  if redis.call('HGET', key, 'id') ~= id then glen, hlen, m = 0, 0, 0 end
   local t, gfield = group_of(field)
   if gfield then
     local g = redis.call('HGET', key, gfield)
     if g then
-      local pos = 1
+      local pos = glen + 1
       while pos + 5 <= #g do
         local b1, b2, b3, b4, b5, b6 = string.byte(g, pos, pos + 5)
         local n = b5 * 256 + b6
@@ -33,16 +39,24 @@ local function marked_of(key, field)
   end
   local head = redis.call('HGET', key, field)
   if not head then return set end
-  add_digests(set, head, 1, #head)
-  local m = tonumber(redis.call('HGET', key, field .. '#') or '0')
-  for i = 1, m do
+  add_digests(set, head, hlen + 1, #head)
+  local now_m = tonumber(redis.call('HGET', key, field .. '#') or '0')
+  for i = m + 1, now_m do
     local part = redis.call('HGET', key, field .. ':' .. i) or ''
     add_digests(set, part, 1, #part)
   end
   return set
 end
 
+local function marked_of(key, field)
+  return marks_since(key, field, '', 0, 0, 0)
+end
+
 local function mark(key, field, digests, ttl)
+  if redis.call('EXISTS', key) == 0 then
+    local t = redis.call('TIME')
+    redis.call('HSET', key, 'id', t[1] .. '.' .. t[2])
+  end
   local t, gfield = group_of(field)
   local n = #digests / 8
   if gfield then
