@@ -40,5 +40,5 @@ def test_scale_runs_on_a_tiny_size(tmp_path):
 
 def test_memory_runs_on_a_tiny_size(tmp_path):
     out = bench(tmp_path, "memory", "--ticks", "3", "--outage-ticks", "1", timeout=180)
-    assert "| 10 series | 30 | 30 (30) |" in out and "| 1,000 series | 3,000 | 3,000 (3,000) |" in out
+    assert "| 10 series | 10 | 300 | 300 (300) |" in out and "| 1,000 series | 1 | 3,000 | 3,000 (3,000) |" in out
     assert "per pending event" in out
