@@ -60,8 +60,17 @@ The outbox (meterworker.delivery.outbox)
 
 Delivery (meterworker.delivery.dedup, inflight, deadletter)
 
-  meterworker:{c}:delivered:{source}:{id} string  "1": the event was accepted by the sink. Send workers write it.
-                                                  TTL dedup_horizon.
+  meterworker:{c}:marks:{q}:{day}         hash    the delivered marks of q's ticks of day {day} (tick // 86400, "-"
+                                                  for events of no tick). A mark is 8 bytes, the blake2b digest
+                                                  of an event's source NUL id. "g{tick // 32}" -> records (4 bytes
+                                                  tick, 2 bytes n, n marks) of 32 ticks, up to 4096 bytes; what
+                                                  does not fit there: "{tick}" -> marks, up to 4096 bytes, then
+                                                  "{tick}#" -> m and "{tick}:1".."{tick}:m" -> more marks.
+                                                  Values are binary. Send workers (and commands delivering
+                                                  themselves) write it; TTL dedup_horizon from its last write.
+  meterworker:{c}:delivered:{source}:{id} string  "1": the event was accepted by the sink, written by releases
+                                                  before the marks hash. No longer written; honoured until it
+                                                  expires (TTL dedup_horizon).
   meterworker:{c}:in-flight               zset    holder id -> expiry of each request slot (max_in_flight).
                                                   Send workers write it; a slot is removed after its request,
                                                   or expires after the batch lease.
@@ -143,6 +152,9 @@ class Keys:
 
     def outbox_batch_members(self, batch_id: str) -> str:
         return f"{self.prefix}:outbox:batch:{batch_id}:members"
+
+    def marks(self, query: str, day: str) -> str:
+        return f"{self.prefix}:marks:{query}:{day}"
 
     def delivered(self, source: str, event_id: str) -> str:
         return f"{self.prefix}:delivered:{source}:{event_id}"

@@ -1,7 +1,8 @@
 """The Lua scripts: read once from a package's `lua/` directory, registered with a redis-py client.
 
 A line `-- include NAME.lua` in a script stands for the text of NAME.lua from the same directory
-(`now.lua`: Redis' clock as `now`; `payloads.lua`: `payloads_of(pending, keys)`). Keys reach a
+(`now.lua`: Redis' clock as `now`; `payloads.lua`: `payloads_of(pending, keys)`; `marks.lua`: reading
+and writing delivered marks). Keys reach a
 script only as KEYS, never pasted into its text.
 """
 

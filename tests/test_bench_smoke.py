@@ -36,3 +36,9 @@ def test_scale_runs_on_a_tiny_size(tmp_path):
     out = bench(tmp_path, "scale", "--sizes", "200", "--runs", "1")  # one size: each costs a full start-up
     assert "| 200 | 1 |" in out
     assert "duplicates at the sink: 0" in out
+
+
+def test_memory_runs_on_a_tiny_size(tmp_path):
+    out = bench(tmp_path, "memory", "--ticks", "3", "--outage-ticks", "1", timeout=180)
+    assert "| 10 series | 10 | 300 | 300 (300) |" in out and "| 1,000 series | 1 | 3,000 | 3,000 (3,000) |" in out
+    assert "per pending event" in out

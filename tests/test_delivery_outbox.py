@@ -99,7 +99,7 @@ def test_settled_events_leave_the_batch_at_once_and_the_rest_is_resumed(r):
     time.sleep(0.35)
     [(batch_id, gen)] = list(box.claim_due())
     assert ids(box.resume(batch_id, gen)) == ["id-4"]
-    assert Delivered(r, "t").undelivered([ev(1), ev(2), ev(3)]) == [ev(3)]
+    assert Delivered(r, "t").undelivered([ev(1), ev(2), ev(3)], "q", 60) == [ev(3)]
     assert [e["events"] for e in dl.all()] == [[ev(3)]]
 
 
@@ -152,3 +152,55 @@ def test_not_pending_leaves_out_what_the_outbox_holds(redis_url):
     free = {"id": "c", "source": "prometheus"}
     box.add(held, {"query": "q", "tick": 60})
     assert box.not_pending(held + [free]) == [free]
+
+
+def marked_events(query, tick, first, last):
+    return [{"source": "prometheus", "id": f"{query}-{tick}-{i}"} for i in range(first, last)]
+
+
+def test_marks_are_exact_per_tick_for_small_ticks_big_ticks_and_events_of_no_tick(r):
+    d = Delivered(r, "t")
+    t0 = 1767225600
+    for t in range(t0, t0 + 100):  # ticks of 10 series: packed 32 ticks to a field
+        d.mark(marked_events("s", t, 0, 10), DAY, "s", t)
+    for first in range(0, 5000, 500):  # a tick of 5,000 series marked a batch at a time: beyond one field
+        d.mark(marked_events("b", t0, first, first + 500), DAY, "b", t0)
+    d.mark(marked_events("n", None, 0, 5), DAY, "n", None)
+    for t in range(t0, t0 + 100):
+        assert d.undelivered(marked_events("s", t, 0, 12), "s", t) == marked_events("s", t, 10, 12)
+        assert d.undelivered(marked_events("s", t + 1000, 0, 3), "s", t + 1000) == marked_events("s", t + 1000, 0, 3)
+    assert d.undelivered(marked_events("b", t0, 0, 5100), "b", t0) == marked_events("b", t0, 5000, 5100)
+    assert d.undelivered(marked_events("n", None, 0, 7), "n", None) == marked_events("n", None, 5, 7)
+    # a tick's marks count for that tick only, and for that query only
+    assert d.undelivered(marked_events("s", t0, 0, 10), "s", t0 + 1) == marked_events("s", t0, 0, 10)
+    assert d.undelivered(marked_events("s", t0, 0, 10), "b", t0) == marked_events("s", t0, 0, 10)
+    # 8 bytes a mark, give or take the fields' headers: far from one key per id
+    small = r.memory_usage(d.where("s", t0)[0], samples=0)
+    assert small < 100 * 10 * 16, small
+    assert 0 < r.ttl(d.where("s", t0)[0]) <= DAY
+
+
+def test_a_tick_re_run_with_more_series_queues_only_the_new_ones(r):
+    box = outbox(r, count=100, period=0.0, lease=5)
+    first = [ev(i) for i in range(10)]
+    box.add(first, {"query": "q", "tick": 60})
+    batch = box.take()
+    assert box.delivered_now(batch, batch.items, DAY)
+    added = box.add([ev(i) for i in range(15)], {"query": "q", "tick": 60})
+    assert (added.added, added.skipped) == (5, 10)
+    assert ids(box.take()) == sorted(f"id-{i}" for i in range(10, 15))
+
+
+def test_an_outbox_that_read_a_ticks_marks_sees_them_made_again_after_they_expired(r):
+    box = outbox(r, count=100, period=0.0, lease=5)
+    box.add([ev(i) for i in range(10)], {"query": "q", "tick": 60})
+    batch = box.take()
+    box.delivered_now(batch, batch.items, DAY)
+    assert box.add([ev(i) for i in range(10)], {"query": "q", "tick": 60}).skipped == 10
+    d = Delivered(r, "t")
+    r.delete(d.where("q", 60)[0])  # the marks expired...
+    time.sleep(0.01)
+    d.mark([ev(i) for i in range(5)], DAY, "q", 60)  # ...and a command delivered 5 of the events since
+    added = box.add([ev(i) for i in range(10)], {"query": "q", "tick": 60})
+    assert (added.added, added.skipped) == (5, 5)
+    assert ids(box.take()) == sorted(f"id-{i}" for i in range(5, 10))

@@ -53,6 +53,7 @@ class SendSide:
         self.env = {"SINK_TOKEN": TOKEN, "METERWORKER_CONFIG": str(self.cfg), "METERWORKER_REDIS_URL": redis_url}
         self.workers: list[Proc] = []
         self.r = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.raw = redis.Redis.from_url(redis_url)
 
     def worker(self, name, concurrency=2) -> Proc:
         proc = Proc(meterworker("worker", "-c", str(self.cfg), "-Q", "send", "--concurrency", str(concurrency),
@@ -71,21 +72,23 @@ class SendSide:
                               env={**os.environ, **self.env}, cwd=self.tmp_path, timeout=60, input=input)
 
     def redis_dump(self) -> str:
-        """Every string in the collector's Redis keys, for looking for secrets."""
+        """Every string in the collector's Redis keys, for looking for secrets (delivered marks are binary:
+        bytes that are not UTF-8 are shown escaped)."""
+        r = self.raw
         out = []
-        for key in self.r.scan_iter("*"):
-            kind = self.r.type(key)
-            if kind == "string":
-                out.append(self.r.get(key))
-            elif kind == "hash":
-                out += [f"{k}={v}" for k, v in self.r.hgetall(key).items()]
-            elif kind in ("list",):
-                out += self.r.lrange(key, 0, -1)
-            elif kind in ("set",):
-                out += list(self.r.smembers(key))
-            elif kind == "zset":
-                out += [m for m, _ in self.r.zrange(key, 0, -1, withscores=True)]
-        return "\n".join(out)
+        for key in r.scan_iter("*"):
+            kind = r.type(key)
+            if kind == b"string":
+                out.append(r.get(key))
+            elif kind == b"hash":
+                out += [k + b"=" + v for k, v in r.hgetall(key).items()]
+            elif kind in (b"list",):
+                out += r.lrange(key, 0, -1)
+            elif kind in (b"set",):
+                out += list(r.smembers(key))
+            elif kind == b"zset":
+                out += [m for m, _ in r.zrange(key, 0, -1, withscores=True)]
+        return "\n".join(v.decode(errors="backslashreplace") for v in out)
 
     def stop(self):
         for w in self.workers:
@@ -228,3 +231,42 @@ def test_dlq_commands_explain_what_is_wrong(send_side):
     neither = side.dlq("replay")
     assert neither.returncode == 2 and "--all" in neither.stderr
     assert side.dlq("purge", input="n\n").stdout.strip() == "the dead-letter store is empty"
+
+
+def test_a_redis_written_by_the_release_before_keeps_working(send_side, sink):
+    """The layout of the release before, written by hand: events queued and in a batch whose worker died
+    are delivered, and ids it marked delivered (one key per id) are not sent again while the marks live."""
+    side = send_side(batching={"count": 20, "period": "300ms"})
+    raw, p = side.raw, "meterworker:dlv"
+    queued = [event("q0", 1795860000, n) for n in range(30)]
+    in_batch = [event("q0", 1795860000, n) for n in range(30, 40)]
+    marked = [event("q0", 1795860060, n) for n in range(20)]
+
+    def old_key(e):
+        return json.dumps([e["source"], e["id"]], separators=(",", ":"))
+
+    for e in queued + in_batch:
+        raw.hset(f"{p}:outbox:pending", old_key(e), json.dumps({"event": e, "query": "q0", "tick": 1795860000}))
+    raw.zadd(f"{p}:outbox:queue", {old_key(e): time.time() - 5 for e in queued})
+    raw.hset(f"{p}:outbox:batch:old1", mapping={"gen": 1, "attempt": 1})
+    raw.sadd(f"{p}:outbox:batch:old1:members", *[old_key(e) for e in in_batch])
+    raw.zadd(f"{p}:outbox:batches", {"old1": time.time() - 1})  # its worker died: the lease ran out
+    for e in marked:
+        raw.set(f"{p}:delivered:prometheus:{e['id']}", "1", ex=3600)
+
+    side.worker("send-a")
+    sink.wait_for_events(40, timeout=60)
+    time.sleep(1.0)
+    assert sorted(sink.ids()) == sorted(e["id"] for e in queued + in_batch) and not sink.duplicates()
+
+    # The tick the old release delivered, re-run with 5 more series: only those 5 go; the tick just
+    # delivered, re-run: nothing.
+    again = [(marked + [event("q0", 1795860060, n) for n in range(20, 25)], {"query": "q0", "tick": 1795860060}),
+             (queued + in_batch, {"query": "q0", "tick": 1795860000})]
+    side.enqueue(again)
+    sink.wait_for_events(45, timeout=60)
+    time.sleep(1.5)
+    assert sorted(sink.ids()) == sorted(e["id"] for e in queued + in_batch) + \
+        sorted(f"q0-1795860060-{n}" for n in range(20, 25))
+    assert not sink.duplicates()
+    assert side.r.hlen(f"{p}:outbox:pending") == 0 and side.r.zcard(f"{p}:outbox:batches") == 0

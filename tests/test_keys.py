@@ -38,6 +38,7 @@ def test_keys_are_those_earlier_releases_wrote():
     assert k.outbox_batch_members("b1") == "meterworker:c:outbox:batch:b1:members"
     assert k.outbox_flush_requested == "meterworker:c:outbox:flush-requested"
     assert k.delivered("prometheus", "id-1") == "meterworker:c:delivered:prometheus:id-1"
+    assert k.marks("q", "19723") == "meterworker:c:marks:q:19723"
     assert k.in_flight == "meterworker:c:in-flight"
     assert k.dlq == "meterworker:c:dlq"
     assert k.dlq_index == "meterworker:c:dlq:index"
@@ -54,7 +55,7 @@ def test_every_key_is_documented():
              k.failure("{q}"), k.completed("{q}"),
              k.backfill_report("{run}"), k.counter_gap("{q}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
              k.outbox_batch("{id}"), k.outbox_batch_members("{id}"), k.outbox_flush_requested,
-             k.delivered("{source}", "{id}"), k.in_flight, k.dlq, k.dlq_index,
+             k.delivered("{source}", "{id}"), k.marks("{q}", "{day}"), k.in_flight, k.dlq, k.dlq_index,
              k.replication_probe, k.replication_shortfall]
     missing = [key for key in built if not re.search(rf"^\s*{re.escape(key)}(\s|$)", doc, re.MULTILINE)]
     assert not missing
@@ -79,7 +80,7 @@ def test_names_and_the_script_loader_import_nothing_of_redis_or_celery():
 def test_each_script_says_what_it_takes_and_returns(pkg, name):
     text = resources.files(pkg).joinpath("lua", name).read_text()
     header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
-    if name in ("now.lua", "payloads.lua"):
+    if name in ("now.lua", "payloads.lua", "marks.lua"):
         assert header.startswith("-- Included by")
         return
     assert "-- KEYS: " in header and "-- ARGV: " in header and "-- Returns " in header, name
@@ -96,4 +97,4 @@ def test_every_script_is_used_by_the_code():
     root = resources.files("meterworker")
     code = "".join(p.read_text() for p in Path(str(root)).rglob("*.py"))
     used = re.findall(r'register\(r, __package__, "([a-z_]+\.lua)"\)', code)
-    assert sorted(used) == sorted(n for _, n in lua_files() if n not in ("now.lua", "payloads.lua"))
+    assert sorted(used) == sorted(n for _, n in lua_files() if n not in ("now.lua", "payloads.lua", "marks.lua"))

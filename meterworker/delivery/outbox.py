@@ -12,12 +12,14 @@ generation is no longer current finds nothing to do, so a redelivered Celery mes
 a batch go out twice.
 
 Events leave the outbox only in the same transaction that records them delivered (with their
-dedup marks) or dead-lettered. Times are Redis' clock, shared by every host. The scripts that do
+dedup marks, dedup.py) or dead-lettered. Adding checks the marks in the same transaction, so an event
+taken into a batch has not been delivered by anyone: a batch's events are not looked up again. Times are Redis' clock, shared by every host. The scripts that do
 this are lua/outbox_*.lua; meterworker.keys documents the keys.
 """
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -27,11 +29,12 @@ import redis
 from meterworker.delivery.batching import full_batches_formed, overdue, still_fresh
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.query.ids import compact_json
-from meterworker.delivery.dedup import Delivered
+from meterworker.delivery.dedup import Delivered, TickMarks, digest
 from meterworker.keys import Keys
 from meterworker.scripts import register
 
 ADD_CHUNK = 500
+MARKS_KEPT = 4  # ticks whose marks read so far an outbox keeps (see add)
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -93,6 +96,7 @@ class Outbox:
         self._renew = register(r, __package__, "outbox_renew.lua")
         self._finish = register(r, __package__, "outbox_finish.lua")
         self._delivered = register(r, __package__, "outbox_delivered.lua")
+        self._marks: OrderedDict[tuple[str, str], TickMarks] = OrderedDict()
 
     def _batch_keys(self, batch_id: str) -> tuple[str, str]:
         return self.keys.outbox_batch(batch_id), self.keys.outbox_batch_members(batch_id)
@@ -100,18 +104,33 @@ class Outbox:
     # --- the query side -----------------------------------------------------------------
 
     def add(self, events: list[dict[str, Any]], meta: dict[str, Any]) -> Added:
-        """Queue events that are neither pending nor delivered; say how many full batches this made."""
+        """Queue events that are neither pending nor delivered; say how many full batches this made.
+        All of `events` belong to meta's query and tick (their delivered marks are looked up there)."""
         added = formed = 0
+        query, tick = meta.get("query"), meta.get("tick")
+        marks = self._tick_marks(*self.delivered.where(query, tick))
         for i in range(0, len(events), ADD_CHUNK):
-            chunk = events[i:i + ADD_CHUNK]
-            keys = [self.pending_key, self.queue_key] + [self.delivered.key(e) for e in chunk]
-            args: list[str] = []
+            chunk = self.delivered.not_legacy_marked(events[i:i + ADD_CHUNK])
+            marks.refresh()
+            args: list[Any] = [marks.field, *marks.version()]
             for e in chunk:
-                args += [event_key(e), orjson.dumps({"event": e, "query": meta.get("query"), "tick": meta.get("tick")})]
-            before, after = self._add(keys=keys, args=args)
+                d = digest(e)
+                if d not in marks.seen:
+                    args += [event_key(e), orjson.dumps({"event": e, "query": query, "tick": tick}), d]
+            if len(args) == 5:
+                continue
+            before, after = self._add(keys=[self.pending_key, self.queue_key, marks.key], args=args)
             added += after - before
             formed += full_batches_formed(before, after, self.count)
         return Added(added, len(events) - added, formed)
+
+    def _tick_marks(self, key: str, field: str) -> TickMarks:
+        """The marks read so far of a (query, tick): a tick's slices are added one after the other."""
+        marks = self._marks.pop((key, field), None) or TickMarks(self.r, key, field)
+        self._marks[(key, field)] = marks
+        while len(self._marks) > MARKS_KEPT:
+            self._marks.popitem(last=False)
+        return marks
 
     def not_pending(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The events the outbox does not hold: no live worker is sending them."""
@@ -178,10 +197,11 @@ class Outbox:
         if not items:
             return False
         batch_key, members = self._batch_keys(batch.id)
+        marks_keys, marks_args = self.delivered.groups(items)
         return bool(self._delivered(
-            keys=[self.pending_key, members, self.batches_key, batch_key,
-                  *(self.delivered.key(i.event) for i in items)],
-            args=[self.delivered.ttl_seconds(ttl), batch.id, batch.gen, *(i.key for i in items)]))
+            keys=[self.pending_key, members, self.batches_key, batch_key, *marks_keys],
+            args=[self.delivered.ttl_seconds(ttl), batch.id, batch.gen, len(marks_keys), *marks_args,
+                  *(i.key for i in items)]))
 
     def already_delivered(self, batch: Batch, items: list[Item]) -> None:
         self._resolve(batch, items, lambda pipe: None)

@@ -42,11 +42,9 @@ class OutboxRecord:
         self.gone = False  # the batch is done and gone: its last events were recorded delivered
 
     def already_delivered(self, items: Sequence[Item]) -> list[Item]:
-        fresh = {id(e) for e in self.outbox.delivered.undelivered([i.event for i in items])}
-        done = [i for i in items if id(i.event) not in fresh]
-        if done:
-            self.outbox.already_delivered(self.batch, done)
-        return done
+        """None: a batch holds only pending events, and no pending event has been delivered (the outbox
+        checks the marks when it adds an event, and lets it go when it marks it)."""
+        return []
 
     def before_post(self) -> None:
         self.slot.renew()
@@ -94,12 +92,14 @@ class InProcessRecord:
         return [Item(event_key(e), e, query, tick) for e in events]
 
     def already_delivered(self, items: Sequence[Item]) -> list[Item]:
-        events = [i.event for i in items]
-        if self.dedup is not None:
-            events = self.dedup.undelivered(events)
-        if self.outbox is not None:
-            events = self.outbox.not_pending(events)
-        fresh = {id(e) for e in events}
+        fresh: set[int] = set()
+        for (query, tick), group in by_tick(items).items():
+            events = [i.event for i in group]
+            if self.dedup is not None:
+                events = self.dedup.undelivered(events, query, tick)
+            if self.outbox is not None:
+                events = self.outbox.not_pending(events)
+            fresh |= {id(e) for e in events}
         return [i for i in items if id(i.event) not in fresh]
 
     def before_post(self) -> None:
@@ -107,7 +107,8 @@ class InProcessRecord:
 
     def delivered(self, items: Sequence[Item]) -> None:
         if self.dedup is not None:
-            self.dedup.mark([i.event for i in items], self.ttl)
+            for (query, tick), group in by_tick(items).items():
+                self.dedup.mark([i.event for i in group], self.ttl, query, tick)
 
     def dead_lettered(self, items: Sequence[Item], failure: Failure) -> list[DeadLetter]:
         if self.dead_letters is None:

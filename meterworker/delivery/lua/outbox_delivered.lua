@@ -1,13 +1,16 @@
 -- The sink accepted these events: mark them delivered and let them leave the outbox and the batch.
--- KEYS: outbox pending, the batch's members, outbox batches, the batch, then the delivered mark of each event.
--- ARGV: mark ttl (seconds), batch id, generation, then the key of each event.
+-- KEYS: outbox pending, the batch's members, outbox batches, the batch, then the marks hash of each group
+-- (a query's tick).
+-- ARGV: mark ttl (seconds), batch id, generation, number of groups G, the marks field and packed digests
+-- of each group in turn, then the key of each event.
 -- Returns 1 when that settled the batch's last events and the hand-out is current (the batch is then done
 -- too, as outbox_finish.lua does), else 0.
--- One command instead of a transaction of a SET per event: the same atomicity, one reply.
-for i = 5, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+-- include marks.lua
+local groups = tonumber(ARGV[4])
+for g = 1, groups do
+  mark(KEYS[4 + g], ARGV[3 + 2 * g], ARGV[4 + 2 * g], ARGV[1])
 end
-for i = 4, #ARGV, 500 do
+for i = 5 + 2 * groups, #ARGV, 500 do
   local part = {unpack(ARGV, i, math.min(i + 499, #ARGV))}
   redis.call('HDEL', KEYS[1], unpack(part))
   redis.call('SREM', KEYS[2], unpack(part))
