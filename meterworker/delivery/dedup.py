@@ -44,6 +44,7 @@ class TickMarks:
         self.tick = int(field) if field.isdigit() and int(field) < 2**32 else None
         self.group = f"g{self.tick // GROUP_SPAN}" if self.tick is not None else None
         self._reset(b"")
+        self.used = False  # whether an add went by this (query, tick) yet; see Outbox.add
 
     def _reset(self, hash_id: bytes) -> None:
         self.id = hash_id

@@ -111,7 +111,9 @@ class Outbox:
         marks = self._tick_marks(*self.delivered.where(query, tick))
         for i in range(0, len(events), ADD_CHUNK):
             chunk = self.delivered.not_legacy_marked(events[i:i + ADD_CHUNK])
-            marks.refresh()
+            if marks.used:  # the first call checks all of the tick's marks in the script: one round trip
+                marks.refresh()
+            marks.used = True
             args: list[Any] = [marks.field, *marks.version()]
             for e in chunk:
                 d = digest(e)
