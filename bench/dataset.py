@@ -40,6 +40,35 @@ def openmetrics_lines(n: int):
     yield "# EOF\n"
 
 
+COUNTER_STEP = 15            # seconds between two samples of a counter series
+COUNTER_SAMPLES = 13         # samples per counter series: TICK - 180s .. TICK
+COUNTER_FORMAT_VERSION = 1
+
+
+def counter_value(i: int, k: int) -> int | None:
+    """Sample k (0 .. COUNTER_SAMPLES - 1) of counter series i: most grow steadily; one in 1,000 restarts from
+    zero two samples before the tick, one in 5,000 appears three samples before it (None: no sample yet)."""
+    if i % 5000 == 3 and k < COUNTER_SAMPLES - 3:
+        return None
+    growth = 1 + i % 17
+    if i % 1000 == 7 and k >= COUNTER_SAMPLES - 2:
+        return growth * (k - (COUNTER_SAMPLES - 2) + 1)
+    return 10_000 * (i % 100) + growth * k
+
+
+def counter_lines(n: int):
+    yield "# TYPE bench_calls counter\n"
+    first = TICK - COUNTER_STEP * (COUNTER_SAMPLES - 1)
+    for i in range(n):
+        labels = (f'instance="tenant-{i:07d}",plan="{PLANS[i % len(PLANS)]}",'
+                  f'region="{REGIONS[i % len(REGIONS)]}"')
+        for k in range(COUNTER_SAMPLES):
+            v = counter_value(i, k)
+            if v is not None:
+                yield f"bench_calls_total{{{labels}}} {v} {first + COUNTER_STEP * k}\n"
+    yield "# EOF\n"
+
+
 def promtool() -> str:
     found = shutil.which("promtool") or ("/usr/bin/promtool" if os.access("/usr/bin/promtool", os.X_OK) else None)
     if not found:
@@ -47,9 +76,11 @@ def promtool() -> str:
     return found
 
 
-def blocks(n: int, log=print) -> Path:
-    """A directory of TSDB blocks holding the n-series dataset, made once and cached."""
-    target = cache_dir() / f"blocks-v{FORMAT_VERSION}-{n}"
+def blocks(n: int, log=print, kind: str = "gauge") -> Path:
+    """A directory of TSDB blocks holding the n-series dataset (kind "gauge": bench_usage, one sample per
+    series; "counter": bench_calls_total, COUNTER_SAMPLES samples per series), made once and cached."""
+    target = cache_dir() / (f"blocks-v{FORMAT_VERSION}-{n}" if kind == "gauge"
+                            else f"counter-blocks-v{COUNTER_FORMAT_VERSION}-{n}")
     if (target / "done").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +89,7 @@ def blocks(n: int, log=print) -> Path:
     log(f"making TSDB blocks of {n:,} series with promtool (once; cached in {target})")
     source = work / "series.om"
     with open(source, "w") as f:
-        f.writelines(openmetrics_lines(n))
+        f.writelines(openmetrics_lines(n) if kind == "gauge" else counter_lines(n))
     out = work / "tsdb"
     subprocess.run([promtool(), "tsdb", "create-blocks-from", "openmetrics", str(source), str(out)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -116,9 +116,9 @@ def redis_server(workdir: Path):
 
 
 @contextmanager
-def prometheus_on_blocks(workdir: Path, n: int):
-    blocks = dataset.blocks(n, log=log)
-    data = dataset.link_copy(blocks, workdir / f"tsdb-{n}")
+def prometheus_on_blocks(workdir: Path, n: int, kind: str = "gauge"):
+    blocks = dataset.blocks(n, log=log, kind=kind)
+    data = dataset.link_copy(blocks, workdir / f"tsdb-{kind}-{n}")
     cfg = workdir / f"prometheus-{n}.yml"
     cfg.write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
     port = free_port()
@@ -128,9 +128,10 @@ def prometheus_on_blocks(workdir: Path, n: int):
                                     "--query.timeout=5m"], workdir)
     url = f"http://{HOST}:{port}"
     try:
-        wait_for(lambda: http_json(f"{url}/api/v1/query?query=count(bench_usage)&time={dataset.TICK}")
+        metric = "bench_usage" if kind == "gauge" else "bench_calls_total"  # every series has a sample at TICK
+        wait_for(lambda: http_json(f"{url}/api/v1/query?query=count({metric})&time={dataset.TICK}")
                  ["data"]["result"], 60, "Prometheus to load the blocks", interval=0.2)
-        got = http_json(f"{url}/api/v1/query?query=count(bench_usage)&time={dataset.TICK}")
+        got = http_json(f"{url}/api/v1/query?query=count({metric})&time={dataset.TICK}")
         count = int(float(got["data"]["result"][0]["value"][1]))
         if count != n:
             raise RuntimeError(f"Prometheus sees {count} series, expected {n}")

@@ -6,6 +6,10 @@ tick as the active beat does (meterworker.schedule.beat.dispatch_due) and waits 
 the baseline (bench/baseline.py) runs in the same run, order alternating. Prints both side by side.
 
     bin/bench throughput [--series 100000] [--runs 5] [--concurrency 2]
+
+`--scenario counter`: the same tick of the same counter data (bench/dataset.py counter blocks: 13 samples per
+series, one in 1,000 reset in the window, one in 5,000 new) as a `counter:` query and as an instant `promql:`
+query (increase(...[$__interval])), alternating, each tick to last event at the sink; prints the ratio.
 """
 
 from __future__ import annotations
@@ -225,14 +229,73 @@ def print_report(r: dict, goal_ratio: float = 1.25, goal_rss: float = 300) -> No
           f"(goal <= {goal_rss:.0f}: {'met' if s['worker_peak_mb'] <= goal_rss else 'NOT met'})")
 
 
+COUNTER_QUERIES = {"instant": {"name": "q0", "promql": "increase(bench_calls_total[$__interval])"},
+                   "counter": {"name": "q0", "counter": "bench_calls_total"}}
+
+
+def measure_counter(series: int, runs: int, concurrency: int, *, keep: bool = False, pool: str = "prefork") -> dict:
+    timeout = max(120.0, series / 500)
+    rss = RssPoller().start()
+    results = {"series": series, "runs": [], "concurrency": concurrency, "pool": pool, "scenario": "counter"}
+    with workdir(keep) as wd, redis_server(wd) as (redis_url, redis_proc), \
+            prometheus_on_blocks(wd, series, kind="counter") as (prom_url, prom_proc):
+        sink = Sink(wd)
+        rss.watch(redis_proc.pid, "redis")
+        rss.watch(prom_proc.pid, "prometheus")
+        workers = {}
+        for kind, q in COUNTER_QUERIES.items():
+            cfg = write_config(wd / f"collector-{kind}.yaml", prom_url, sink.url, redis_url, [q])
+            workers[kind] = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, pool=pool)
+        try:
+            for i in range(runs):
+                run = {}
+                for kind in (["instant", "counter"] if i % 2 == 0 else ["counter", "instant"]):
+                    workers[kind].start()
+                    try:
+                        run[kind] = meterworker_run(workers[kind], sink, series, timeout)
+                    finally:
+                        workers[kind].stop()
+                run["ratio"] = run["counter"]["seconds"] / run["instant"]["seconds"]
+                log(f"run {i + 1}/{runs}: counter {run['counter']['seconds']:.2f}s, instant "
+                    f"{run['instant']['seconds']:.2f}s, ratio {run['ratio']:.2f}")
+                results["runs"].append(run)
+        finally:
+            sink.stop()
+            rss.stop()
+    return results
+
+
+def print_counter_report(r: dict, goal: float = 2.0) -> None:
+    print(f"\n## throughput, counter scenario: one query, {r['series']:,} counter series, {r['concurrency']} worker "
+          f"processes ({pool_text(r)}), {len(r['runs'])} runs")
+    print(f"machine: {machine()}\n")
+    print("| run | counter s | instant promql s | ratio | counter query task s | instant query task s |")
+    print("|---|---|---|---|---|---|")
+    for i, x in enumerate(r["runs"], 1):
+        c, p = x["counter"], x["instant"]
+        print(f"| {i} | {c['seconds']:.2f} | {p['seconds']:.2f} | {x['ratio']:.2f} | "
+              f"{c['query_task_seconds'] or 0:.2f} | {p['query_task_seconds'] or 0:.2f} |")
+    ratio = median([x["ratio"] for x in r["runs"]])
+    print(f"\nratio counter tick / instant tick (median of per-run ratios): {ratio:.2f} "
+          f"(goal <= {goal}: {'met' if ratio <= goal else 'NOT met'})")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench throughput", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--series", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--http", choices=tuple(HTTP_CHOICES), default="transport", help=HTTP_HELP)
+    p.add_argument("--scenario", choices=("instant", "counter"), default="instant",
+                   help="instant: one promql query against the baseline; counter: a counter query against the "
+                        "same tick as an instant promql query")
     harness.worker_options(p)
     args = p.parse_args(argv)
+    if args.scenario == "counter":
+        r = measure_counter(args.series, args.runs, args.concurrency, keep=args.keep, pool=args.pool)
+        print_counter_report(r)
+        harness.write_json(args.json, r)
+        return 0
     r = measure(args.series, args.runs, args.concurrency, keep=args.keep, profile=args.profile, pool=args.pool,
                 http=args.http)
     print_report(r)

@@ -1,7 +1,8 @@
 """The growth of every series of a counter selector over one window, from the answers of plan.py's queries.
 
-`instant(promql, at)` gives an instant query's (labels, value) pairs; `matrix(promql, at)` a range query's
-(labels, [(t, value), ...]) pairs. Both are the caller's (HTTP lives outside this package).
+`instant(promql, at)` gives an instant query's (labels, value) pairs; `matrix(promql, at)` the
+(labels, [(t, value), ...]) pairs of an instant query of a range selector (raw samples); `ranged(promql, start,
+end, step)` a range query's. All are the caller's (HTTP lives outside this package).
 """
 
 from dataclasses import dataclass, field
@@ -10,15 +11,17 @@ from typing import Callable, Iterable, Iterator
 
 from meterworker.query.counter.growth import Start, boundary_growth, growth
 from meterworker.query.counter.plan import (
-    ESCALATE, PART, Window, history_query, labels_key, main_query, raw_query, resolve_query, series_selector,
+    ESCALATE, PART, Window, boundary_query, flagged_query, history_query, labels_key, main_query, raw_query,
+    resolve_query, batch_selector,
 )
 from meterworker.query.counter.selector import Selector, parse_selector
 
 Labels = dict[str, str]
 Instant = Callable[[str, datetime], Iterable[tuple[Labels, str]]]
 Matrix = Callable[[str, datetime], Iterable[tuple[Labels, list[tuple[float, str]]]]]
+Ranged = Callable[[str, datetime, datetime, float], Iterable[tuple[Labels, list[tuple[float, str]]]]]
 
-BATCH = 50  # series per resolving query
+BATCH = 200  # series per resolving query
 
 
 @dataclass
@@ -49,55 +52,74 @@ class Plan:
         return cls(parse_selector(counter), Window(start, end, max_gap), new_series == "count")
 
 
-def series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps) -> Iterator[tuple[Labels, float]]:
-    """(labels, growth) for every series with a sample in the window: the settled ones as the main query gives
-    them, then the escalated ones."""
+def series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps,
+                  ranged: Ranged | None = None) -> Iterator[tuple[Labels, float]]:
+    """(labels, growth) for every series with a sample in the window: the ones settled by their boundary
+    samples as they come, then the others."""
     sel, w = plan.selector.promql(), plan.window
     escalated: list[Labels] = []
-    for labels, raw in instant(main_query(sel, w), w.end):
-        value = float(raw)
-        if value == ESCALATE:
-            escalated.append(labels)
-        else:
-            yield labels, value
+    if ranged is not None and w.seconds <= w.max_gap:
+        flagged = {labels_key(labels) for labels, _ in instant(flagged_query(sel, w), w.end)}
+        start_ms, end_ms = round(w.start.timestamp() * 1000), round(w.end.timestamp() * 1000)
+        for labels, points in ranged(boundary_query(sel, w), w.start, w.end, w.seconds):
+            at_start = at_end = None
+            for t, v in points:
+                ms = round(float(t) * 1000)
+                if ms == end_ms:
+                    at_end = float(v)
+                elif ms == start_ms:
+                    at_start = float(v)
+            if at_end is None:
+                continue  # no sample in the window
+            if at_start is None or labels_key(labels) in flagged:
+                escalated.append(labels)
+            else:
+                yield labels, at_end - at_start
+    else:
+        for labels, raw in instant(main_query(sel, w), w.end):
+            value = float(raw)
+            if value == ESCALATE:
+                escalated.append(labels)
+            else:
+                yield labels, value
     for i in range(0, len(escalated), BATCH):
         yield from _resolve(plan, escalated[i:i + BATCH], instant, matrix, gaps)
 
 
 def _resolve(plan: Plan, batch: list[Labels], instant: Instant, matrix: Matrix, gaps: Gaps):
     w = plan.window
-    selectors = {labels_key(labels): series_selector(plan.selector, labels) for labels in batch}
-    parts: dict[tuple, dict[str, float]] = {key: {} for key in selectors}
-    for labels, raw in instant(resolve_query(list(selectors.values()), w), w.end):
+    wanted = {labels_key(labels) for labels in batch}
+    selector = batch_selector(plan.selector, batch)
+    parts: dict[tuple, dict[str, float]] = {key: {} for key in wanted}
+    for labels, raw in instant(resolve_query([selector], w), w.end):
         key = labels_key(labels)
         if key in parts:
             parts[key][labels[PART]] = float(raw)
-    without_baseline = [key for key, p in parts.items() if "b" not in p and "a" in p]
+    without_baseline = [labels for labels in batch if "b" not in parts[labels_key(labels)]]
     older = set()
     if without_baseline:
-        query = history_query([selectors[key] for key in without_baseline], w)
+        query = history_query([batch_selector(plan.selector, without_baseline)], w)
         older = {labels_key(labels) for labels, _ in instant(query, w.end)}
+    with_resets = [labels for labels in batch if parts[labels_key(labels)].get("r", 0.0) > 0]
+    samples = _raw_samples(batch_selector(plan.selector, with_resets), w, matrix) if with_resets else {}
     for labels in batch:
         key = labels_key(labels)
         p = parts[key]
         if "a" not in p:
-            continue  # no sample in the window after all (the data changed between the queries)
+            continue  # no sample in the window after all
         start = Start.CONTINUED if "b" in p else Start.GAP if key in older else Start.NEW
         gaps.add(start, labels)
         baseline = p.get("b")
         if p.get("r", 0.0) == 0.0:
             yield labels, boundary_growth(baseline, p["a"], p["m"], start=start, count_new=plan.count_new)
-            continue
-        samples = _raw_samples(selectors[key], key, w, matrix)
-        yield labels, growth(baseline, samples, start=start, count_new=plan.count_new).value
+        else:
+            yield labels, growth(baseline, samples.get(key, []), start=start, count_new=plan.count_new).value
 
 
-def _raw_samples(selector: str, key: tuple, w: Window, matrix: Matrix) -> list[float]:
+def _raw_samples(selector: str, w: Window, matrix: Matrix) -> dict[tuple, list[float]]:
     start = w.start.timestamp()
-    for labels, values in matrix(raw_query(selector, w), w.end):
-        if labels_key(labels) == key:
-            return [float(v) for t, v in values if float(t) > start]
-    return []
+    return {labels_key(labels): [float(v) for t, v in values if float(t) > start]
+            for labels, values in matrix(raw_query(selector, w), w.end)}
 
 
 def group(series: Iterable[tuple[Labels, float]], by: list[str] | None) -> Iterator[tuple[Labels, float]]:

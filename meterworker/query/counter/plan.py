@@ -1,11 +1,16 @@
 """What counter mode asks Prometheus for one window (start, end]: PromQL text only.
 
-The main query gives, per series, its growth where the boundary samples are enough (a baseline within
-one window before the start, no sample of the window below the one before it) and -1 for every other
-series with samples in the window: those few are resolved with per-series queries (resolve_query), and
-their raw samples fetched (raw_query) only where the window holds a reset.
+When the window is no longer than max_gap, two queries settle almost every series: the range query
+boundary_query (steps start and end, one window apart) gives each series' last sample at or before the
+start and at or before the end, and flagged_query the few series with a reset from one window before the
+start to the end. Where neither flags a series, no sample between the two is below the one before it, so
+the growth is their difference. The rest (a reset, no sample within one window before the start: a new
+series, a scrape gap) are resolved per series (resolve_query, history_query), their raw samples fetched
+(raw_query) only where the window itself holds a reset. A window longer than max_gap asks main_query,
+which settles each series from boundary samples within the window and max_gap instead.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +40,16 @@ class Window:
         return (self.end - self.start).total_seconds()
 
 
+def boundary_query(sel: str, w: Window) -> str:
+    """A range query from w.start to w.end with step w.seconds: each series' last sample at or before each."""
+    return f"last_over_time({sel}[{_ms(w.seconds)}])"
+
+
+def flagged_query(sel: str, w: Window) -> str:
+    """Evaluated at w.end: the series with a reset from one window before the start to the end."""
+    return f"resets({sel}[{_ms(2 * w.seconds)}] @ {_at(w.end)}) > 0"
+
+
 def main_query(sel: str, w: Window) -> str:
     """Evaluated at w.end: a growth >= 0 per settled series, ESCALATE for the others with samples in the window."""
     rng, at_s, at_e = _ms(min(w.seconds, w.max_gap)), _at(w.start), _at(w.end)
@@ -51,6 +66,24 @@ def series_selector(base: Selector, labels: dict[str, str]) -> str:
     matchers = list(base.matchers) + [Matcher(k, "=", v) for k, v in sorted(labels.items()) if k != "__name__"]
     if base.metric is None and "__name__" in labels:
         matchers.append(Matcher("__name__", "=", labels["__name__"]))
+    return Selector(base.metric, tuple(matchers)).promql()
+
+
+def batch_selector(base: Selector, batch: list[dict[str, str]]) -> str:
+    """One selector matching (at least) every series of the batch: the labels they share as = matchers, the
+    one with the most distinct values as an =~ alternation; the caller keeps only the batch's own series."""
+    keys = set().union(*(labels.keys() for labels in batch)) - {"__name__"}
+    shared = {k for k in keys if len({labels.get(k) for labels in batch}) == 1 and batch[0].get(k) is not None}
+    matchers = list(base.matchers)
+    matchers += [Matcher(k, "=", batch[0][k]) for k in sorted(shared) if Matcher(k, "=", batch[0][k]) not in matchers]
+    varying = sorted(keys - shared, key=lambda k: (-len({labels.get(k, "") for labels in batch}), k))
+    if varying:
+        k = varying[0]
+        values = sorted({labels.get(k, "") for labels in batch})
+        matchers.append(Matcher(k, "=~", "|".join(re.escape(v) for v in values)))
+    names = {labels["__name__"] for labels in batch if "__name__" in labels}
+    if base.metric is None and len(names) == 1:
+        matchers.append(Matcher("__name__", "=", names.pop()))
     return Selector(base.metric, tuple(matchers)).promql()
 
 
@@ -93,5 +126,5 @@ def labels_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART)))
 
 
-__all__ = ["ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
-           "raw_query", "resolve_query", "series_selector"]
+__all__ = ["boundary_query", "flagged_query", "ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
+           "raw_query", "resolve_query", "series_selector", "batch_selector"]
