@@ -1,8 +1,8 @@
-"""`backfill --inline` asks range queries over evenly spaced ticks (issue 14); each tick's events must be those
+"""`backfill --inline --range` asks range queries over evenly spaced ticks (issue 14); each tick's events must be those
 of one instant query at that tick. Against a real Prometheus and a real VictoriaMetrics.
 
 Two oracles: the test's own `POST /api/v1/query` per tick (evaluation time tick - query_offset, `$__interval`
-the window's length written by the test) gives each tick's values, and `backfill --instant` (one instant query
+the window's length written by the test) gives each tick's values, and `backfill --inline` (one instant query
 per tick) gives the same events, ids included. Past ranges use data-less PromQL whose value is the evaluation
 time and the window (`time()`, a subquery over `$__interval`), which is what a range query could get wrong."""
 
@@ -87,8 +87,8 @@ def test_range_backfill_events_equal_one_instant_query_per_tick(tmp_path, promql
     data["input"]["prometheus"]["timezone"] = tz
     cfg.write_text(yaml.safe_dump(data))
 
-    got, err = backfill(cfg, start_s, end_s)
-    per_tick, _ = backfill(cfg, start_s, end_s, "--instant")
+    got, err = backfill(cfg, start_s, end_s, "--range")
+    per_tick, _ = backfill(cfg, start_s, end_s)
     oracle, tick_list = instant_oracle(promql_backend.url, promql, schedule, tz, start_s, end_s, offset)
 
     assert len(tick_list) > 10 and len(got) == 2 * len(tick_list), err

@@ -76,11 +76,12 @@ _DEFAULTS_TIMEOUT = _timeout(DEFAULT_ATTEMPTS, Settings.model_fields["query_retr
                    "Default: the longest one tick can take through its attempts, from meterworker."
                    "query_retry_period, meterworker.query_max_backoff and input.prometheus.timeout, plus "
                    f"{QUEUE_SLACK:g}s ({format_go_duration(_DEFAULTS_TIMEOUT)} with the defaults).")
-@click.option("--instant", is_flag=True,
-              help="With --inline: one instant query per tick, not range queries over evenly spaced ticks.")
+@click.option("--range", "ranged", is_flag=True,
+              help="With --inline: range queries over evenly spaced ticks (one request per up to 10,000 ticks) "
+                   "instead of an instant query per tick; the events are the same.")
 @click.option("--yes", is_flag=True,
               help=f"Go ahead with more than {GUARD_TICKS:,} ticks without asking (needed when stdin is not a terminal).")
-def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, instant, yes):
+def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, ranged, yes):
     """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids).
 
     Exits 1 when a tick failed (its attempts, or the wait) and names each such tick."""
@@ -89,6 +90,8 @@ def backfill(config_path, start, end, names, inline, print_only, attempts, timeo
         raise click.BadParameter("--to is before --from", param_hint="--to")
     if print_only and not inline:
         raise click.BadParameter("--print needs --inline", param_hint="--print")
+    if ranged and not inline:
+        raise click.BadParameter("--range needs --inline", param_hint="--range")
     rt = runtime.Runtime(cfg)
     todo = plan(rt, _queries(cfg, names), start, end)
     size = todo.count(cap=GUARD_TICKS)
@@ -99,7 +102,7 @@ def backfill(config_path, start, end, names, inline, print_only, attempts, timeo
     if not size:
         return
     if inline:
-        failed = _inline(rt, todo, size, print_only) if instant else _inline_ranged(rt, todo, size, print_only)
+        failed = _inline_ranged(rt, todo, size, print_only) if ranged else _inline(rt, todo, size, print_only)
     else:
         failed = _dispatch(rt, todo, size, attempts, timeout or default_timeout(cfg, attempts))
     sys.exit(1 if failed else 0)
