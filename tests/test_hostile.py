@@ -17,7 +17,7 @@ import yaml
 
 from tests.support import OpenMeterSink
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
-from tests.test_delivery_workers import SendSide, tick_of
+from tests.test_delivery_workers import TOKEN as SEND_SIDE_TOKEN, SendSide, tick_of
 
 TOKEN = "hx-t0ken-9f2c"
 PASSWORD = "pa55-w0rd"
@@ -184,6 +184,34 @@ def test_non_numeric_values_and_repeated_series_are_skipped_with_a_reason_and_th
         assert "Traceback" not in log
         status = run("status", "-c", cfg)
         assert "pending: 0" in status.stdout and "FAILING" not in status.stdout, status.stdout
+
+
+class _Unusable:
+    url = "https://127.0.0.1:9"  # https: the sender needs a TLS context, which the broken CA bundle prevents
+
+
+def test_a_send_task_that_cannot_even_build_its_sender_dead_letters_the_events_with_the_reason(tmp_path, redis_url):
+    """SSL_CERT_FILE naming a file that holds no certificate: every send task fails before its first request.
+    The events are retried and then dead-lettered with that reason, not left pending with no word."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    side = SendSide(tmp_path, _Unusable(), redis_url, {"batching": {"count": 5, "period": "200ms"}, "retries": 1,
+                                                        "retry_period": "200ms", "max_retry_backoff": "200ms"})
+    side.env["SSL_CERT_FILE"] = str(bundle)
+    try:
+        worker = side.worker("send")
+        side.enqueue(tick_of(queries=1, series=5))
+        wait_until(lambda: " q0 " in side.dlq("list").stdout, 30, "the dead-letter entry", worker)
+        listed = side.dlq("list").stdout
+        [entry_id] = [line.split()[0] for line in listed.splitlines()[1:-1]]
+        entry = json.loads(side.dlq("show", entry_id).stdout)
+        assert len(entry["events"]) == 5 and entry["attempts"] == 2, entry
+        assert "SSLError" in entry["reason"] and "no certificate" in entry["reason"].lower(), entry["reason"]
+        status = run("status", "-c", str(side.cfg), env=side.env)
+        assert "outbox: 0 events pending" in status.stdout, status.stdout
+        assert SEND_SIDE_TOKEN not in worker.output() + side.redis_dump()
+    finally:
+        side.stop()
 
 
 # --- 3. deadlines ------------------------------------------------------------------------------------

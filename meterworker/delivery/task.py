@@ -88,7 +88,7 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
     """Post `batch_id` at generation `gen`, or new batches while they are ready; return how many events
     were delivered."""
     rt = runtime.current()
-    driver = Driver(rt.config, rt.sender.post, Metrics(), rt.scrub)
+    driver = None  # built under the catch-all below: a sender that cannot be built fails the batch with its reason
     delivered = 0
     deadline = time.monotonic() + DRAIN_SECONDS
     with rt.in_flight.held() as slot:
@@ -97,6 +97,7 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             if batch is None:
                 return delivered
             try:
+                driver = driver or Driver(rt.config, rt.sender.post, Metrics(), rt.scrub)
                 mark = rt.replication_mark()
                 record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon,
                                       lambda: rt.confirm_writes(mark, f"batch {batch.id}"))
