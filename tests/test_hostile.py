@@ -214,6 +214,22 @@ def test_a_send_task_that_cannot_even_build_its_sender_dead_letters_the_events_w
         side.stop()
 
 
+@pytest.mark.parametrize("bundle_text", ["not a certificate\n", None], ids=["garbage", "missing"])
+def test_once_send_and_backfill_inline_with_a_ca_bundle_they_cannot_use_end_in_one_line(tmp_path, fake, redis_url,
+                                                                                         bundle_text):
+    bundle = tmp_path / "ca.pem"
+    if bundle_text is not None:
+        bundle.write_text(bundle_text)
+    prom = fake(lambda h, body: (200, vector(({"instance": "a"}, "1"))))
+    cfg = config(tmp_path, prom.url, _Unusable.url, redis_url=redis_url)
+    for args in (["once", "--send"], ["backfill", "--inline", "--from", "now-5s", "--to", "now"]):
+        r = run(*args, "-c", cfg, env={"SSL_CERT_FILE": str(bundle)})
+        assert r.returncode == 1, (args, r.stderr)
+        no_traceback(r)
+        [line] = [line for line in r.stderr.splitlines() if str(bundle) in line]
+        assert "cannot set up" in line and ("no certificate" if bundle_text else "No such file") in line, line
+
+
 # --- 3. deadlines ------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from meterworker import runtime
 from meterworker.durations import format_go_duration, parse_duration
 from meterworker.config.models import PrometheusInput, Settings
 from meterworker.schedule.backfill import GUARD_TICKS, longest_tick, plan, read_report, report_key
-from meterworker.cli.common import TimeParam, config_option, load
+from meterworker.cli.common import TimeParam, command_delivery, config_option, load
 from meterworker.cli.group import main
 
 DEFAULT_ATTEMPTS = 5
@@ -129,10 +129,9 @@ def _progress(total, label):
 def _inline(rt, todo, size, print_only) -> int:
     from meterworker.query.evaluate import collect
     from meterworker.query.mapping import ResultTypeError
-    from meterworker.delivery.records import CommandDelivery
     from meterworker.query.prometheus import PrometheusError
 
-    sender = None if print_only else CommandDelivery(rt, store=_redis_answers(rt))
+    sender = None if print_only else command_delivery(rt, store=_redis_answers(rt))
     failed = 0
     with _progress(size, "ticks") as bar:
         for name, tick in todo:

@@ -51,3 +51,16 @@ def setup_logging(level: str, scrub=None) -> None:
     if scrub is not None:
         for h in logging.getLogger().handlers:
             h.addFilter(runtime.ScrubSecrets(scrub))
+
+
+def command_delivery(rt, store: bool):
+    """Delivery in this process; a sink connection that cannot be set up (e.g. SSL_CERT_FILE naming a file with
+    no certificate) ends the command with one line."""
+    from meterworker.cli.group import cert_env
+    from meterworker.delivery.records import CommandDelivery
+
+    try:
+        return CommandDelivery(rt, store=store)
+    except OSError as e:
+        raise click.ClickException(f"cannot set up requests to the sink ({type(e).__name__}: "
+                                   f"{rt.scrub(' '.join(str(e).split()))}{cert_env()})") from None

@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 import click
 
 from meterworker import runtime
-from meterworker.cli.common import TimeParam, config_option, load as _load, setup_logging as _setup_logging
+from meterworker.cli.common import (
+    TimeParam, command_delivery, config_option, load as _load, setup_logging as _setup_logging,
+)
 from meterworker.cli.group import main
 
 
@@ -19,7 +21,6 @@ from meterworker.cli.group import main
 def once(config_path, at, send, loglevel):
     """Run every query for one tick in-process (no Redis); print the CloudEvents as JSON lines."""
     from meterworker.query.evaluate import collect
-    from meterworker.delivery.records import CommandDelivery
     from meterworker.query.mapping import ResultTypeError
     from meterworker.query.prometheus import PrometheusClient, PrometheusError
 
@@ -43,7 +44,7 @@ def once(config_path, at, send, loglevel):
             click.echo(json.dumps(ev, separators=(",", ":")))
         results.append((q.name, int(tick.timestamp()), got.result.events))
     if send and any(events for _, _, events in results):
-        sender = CommandDelivery(rt, store=False)
+        sender = command_delivery(rt, store=False)
         for name, tick, events in results:
             failed += not sender.send(events, name, tick)
         click.echo(sender.summary(), err=True)
