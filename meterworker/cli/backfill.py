@@ -157,10 +157,9 @@ def _inline(rt, todo, size, print_only) -> int:
 
 def _inline_ranged(rt, todo, size, print_only) -> int:
     """As _inline, query by query, with range queries over the evenly spaced stretches of ticks."""
-    from meterworker.delivery.records import CommandDelivery
     from meterworker.query.ranged import Requests, evaluate_ticks
 
-    sender = None if print_only else CommandDelivery(rt, store=_redis_answers(rt))
+    sender = None if print_only else command_delivery(rt, store=_redis_answers(rt))
     failed = 0
     requests = Requests()
     with _progress(size, "ticks") as bar:
