@@ -73,6 +73,9 @@ def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_serie
     short_gap = {"name": "calls_short_gap", "counter": "mw_calls_total", "max_gap": "10s"}  # shorter than the outage
     with PrometheusServer([a.host_port, b.host_port], scrape_interval="500ms") as prom, OpenMeterSink() as sink:
         prom.wait_for('count(mw_calls_total) == 3')
+        # Every window meterworker bills must start after Prometheus' first scrape: a window holding a series'
+        # first sample ever counts it from zero (a new series), which is the rule, not this test's case.
+        time.sleep(2 * WINDOW + OFFSET + 1)
         cfg = write_config(tmp_path / "collector.yaml", prom.url, sink.url, [query, short_gap], redis_url=redis_url,
                            offset=f"{OFFSET:g}s", extra={"meterworker": {"query_retry_period": "1s",
                                                                            "query_max_backoff": "2s"}})
