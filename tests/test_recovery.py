@@ -5,6 +5,7 @@ dispatched twice however long it takes. Real beat and worker processes, a real R
 import threading
 import time
 
+import pytest
 import redis
 
 from tests.support import OpenMeterSink
@@ -103,6 +104,7 @@ def test_a_tick_whose_worker_was_sigkilled_mid_task_completes_within_stall_timeo
         assert r.zcard("meterworker:recover:pending:q") == 0
 
 
+@pytest.mark.long
 def test_a_tick_a_living_worker_runs_longer_than_stall_timeout_is_not_dispatched_twice(tmp_path, redis_url):
     prometheus = Prometheus(hold=1, hold_for=3 * STALL)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
