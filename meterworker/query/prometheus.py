@@ -1,4 +1,4 @@
-"""A small client for Prometheus' instant query API."""
+"""A small client for Prometheus' query API: instant queries, range queries and raw samples."""
 
 from __future__ import annotations
 
@@ -103,23 +103,38 @@ class PrometheusClient:
         return PrometheusError(f"Prometheus {body.get('errorType', 'error')} (HTTP {status}): {body.get('error')}",
                                status)
 
-    @contextmanager
-    def stream(self, promql: str, at: datetime) -> Iterator[StreamedResult]:
-        """The result of POST /api/v1/query at `at`, series by series, without holding the whole response.
+    def _range_form(self, promql: str, start: datetime, end: datetime, step: float) -> dict[str, str]:
+        return {"query": promql, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
+                "step": f"{step:.3f}", "timeout": f"{self._timeout:g}s", "nocache": "1"}
 
-        `timeout` is the deadline of the whole request: the time spent waiting on Prometheus adds up to at most
-        that, however it trickles its answer (deadline.py)."""
+    @contextmanager
+    def _post(self, url: httpx.URL, form: dict[str, str]) -> Iterator[Iterator[bytes]]:
+        """The chunks of the answer to POST `form`, read within the request's deadline: the time spent waiting
+        on Prometheus adds up to at most `timeout`, however it trickles its answer (deadline.py). Anything but
+        HTTP 200, a transport error and a malformed answer end in PrometheusError."""
         try:
-            with deadline(self._timeout), \
-                    self._client.stream("POST", self._query_url, data=self._form(promql, at)) as resp:
+            with deadline(self._timeout), self._client.stream("POST", url, data=form) as resp:
                 if resp.status_code != 200:
                     resp.read()
                     raise self._api_error(resp.status_code, resp.text)
-                yield parse_stream(resp.iter_bytes())
+                yield resp.iter_bytes()
         except httpx.HTTPError as e:
             raise self._transport_error(e) from None
-        except (ijson.JSONError, MalformedResult) as e:
+        except (ijson.JSONError, orjson.JSONDecodeError, MalformedResult) as e:
             raise PrometheusError(f"malformed response from {redact_url(self._url)}: {e}") from None
+
+    @contextmanager
+    def stream(self, promql: str, at: datetime, expect: str | None = None) -> Iterator[StreamedResult]:
+        """The result of POST /api/v1/query at `at`, series by series, without holding the whole response;
+        `expect="matrix"` for a range selector's raw samples (see parse_stream)."""
+        with self._post(self._query_url, self._form(promql, at)) as chunks:
+            yield parse_stream(chunks, expect)
+
+    @contextmanager
+    def stream_range(self, promql: str, start: datetime, end: datetime, step: float) -> Iterator[StreamedResult]:
+        """The matrix of POST /api/v1/query_range, series by series as (labels, [[t, "v"], ...])."""
+        with self._post(self._range_url, self._range_form(promql, start, end, step)) as chunks:
+            yield parse_stream(chunks, "matrix")
 
     def query_range(self, promql: str, start: datetime, step: int, count: int) -> list[list[tuple[dict, str]]]:
         """POST /api/v1/query_range at `count` instants `step` seconds apart from `start`: for each instant, the
@@ -127,19 +142,8 @@ class PrometheusClient:
         at no asked instant (a server aligning the range) or a series without labels (a scalar's answer looks
         the same), for the caller to ask instant queries instead."""
         end = start + timedelta(seconds=step * (count - 1))
-        form = {"query": promql, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
-                "step": str(step), "timeout": f"{self._timeout:g}s", "nocache": "1"}
-        try:
-            with deadline(self._timeout):
-                resp = self._client.post(self._range_url, data=form)
-        except httpx.HTTPError as e:
-            raise self._transport_error(e) from None
-        if resp.status_code != 200:
-            raise self._api_error(resp.status_code, resp.text)
-        try:
-            body = orjson.loads(resp.content)
-        except orjson.JSONDecodeError as e:
-            raise PrometheusError(f"malformed response from {redact_url(self._url)}: {e}") from None
+        with self._post(self._range_url, self._range_form(promql, start, end, step)) as chunks:
+            body = orjson.loads(b"".join(chunks))
         return steps_of(body, start.timestamp(), step, count)
 
 
@@ -223,8 +227,11 @@ def _error_document(head: bytes, rest: Iterator[bytes]) -> PrometheusError | Non
     return PrometheusError(f"Prometheus {body.get('errorType') or 'error'}: {body.get('error')}")
 
 
-def parse_stream(chunks: Iterable[bytes]) -> StreamedResult:
-    """Prometheus writes resultType before the result; read up to it, then parse the result lazily."""
+def parse_stream(chunks: Iterable[bytes], expect: str | None = None) -> StreamedResult:
+    """Prometheus writes resultType before the result; read up to it, then parse the result lazily.
+
+    By default the result must be one that can be billed (a vector or a scalar); with `expect="matrix"`, a
+    matrix, each series as (labels, [[t, "v"], ...])."""
     it = iter(chunks)
     head = b""
     match = None
@@ -240,21 +247,40 @@ def parse_stream(chunks: Iterable[bytes]) -> StreamedResult:
     if _PARTIAL.search(head, 0, match.start()):
         raise PrometheusError(PARTIAL)
     result_type = match.group(1).decode()
-    check_result_type(result_type)
-    if result_type == "vector":
+    if expect is None:
+        check_result_type(result_type)
+    elif result_type != expect:
+        raise PrometheusError(f"the query answered a {result_type} where a {expect} was asked for")
+    pick = _values if result_type == "matrix" else _value
+    if result_type in ("vector", "matrix"):
         head, start = _fast_start(head, it)
         if start is not None:
-            return StreamedResult(result_type, _fast_series(head[:start], head[start:], it))
+            return StreamedResult(result_type, _fast_series(head[:start], head[start:], it, pick))
     items = ijson.items(_Chunks(head, it), "data.result.item", use_float=True)
     if result_type == "scalar":
         _, value = list(items)
         return StreamedResult(result_type, iter([({}, value)]))
-    return StreamedResult(result_type, ((s.get("metric") or {}, s["value"][1]) for s in items))
+    return StreamedResult(result_type, map(pick, items))
 
 
-# --- the fast path for Prometheus' own compact vectors ---------------------------------------------
+def _value(series: dict) -> tuple[dict[str, str], str]:
+    try:
+        return series.get("metric") or {}, series["value"][1]
+    except (AttributeError, KeyError, IndexError, TypeError) as e:
+        raise MalformedResult(f"a series without a value: {e!r}") from None
+
+
+def _values(series: dict) -> tuple[dict[str, str], list]:
+    try:
+        return series.get("metric") or {}, series["values"]
+    except (AttributeError, KeyError, TypeError) as e:
+        raise MalformedResult(f"a series without values: {e!r}") from None
+
+
+# --- the fast path for Prometheus' own compact vectors and matrices ----------------------------------
 #
-# Prometheus writes `..."result":[{"metric":{...},"value":[t,"v"]},{"metric":...}]}}` with no spaces.
+# Prometheus writes `..."result":[{"metric":{...},"value":[t,"v"]},{"metric":...}]}}` with no spaces
+# (`"values":[[t,"v"],...]` in a matrix).
 # In JSON, `{"metric":` can only be structure (a quote inside a string is escaped, so a string cannot
 # hold `{"` unescaped), so `,{"metric":` only ever separates two series: the bytes before the last one
 # hold whole series, and orjson parses them at once, several times faster than ijson's events. A
@@ -294,14 +320,13 @@ def _fast_start(head: bytes, it: Iterator[bytes]) -> tuple[bytes, int | None]:
     return head, m.end()
 
 
-def _fast_series(prefix: bytes, buf: bytes, it: Iterator[bytes]) -> Iterator[tuple[dict[str, str], str]]:
+def _fast_series(prefix: bytes, buf: bytes, it: Iterator[bytes], pick) -> Iterator[tuple[dict[str, str], object]]:
     def series(part: bytes):
         try:
             items = orjson.loads(b"[" + part + b"]")
         except orjson.JSONDecodeError as e:
             raise MalformedResult(str(e)) from None
-        for s in items:
-            yield s.get("metric") or {}, s["value"][1]
+        return map(pick, items)
 
     cut_once = False
     for chunk in it:
@@ -314,8 +339,7 @@ def _fast_series(prefix: bytes, buf: bytes, it: Iterator[bytes]) -> Iterator[tup
         elif not cut_once and len(buf) > _FIRST_PIECE_LIMIT:
             # No separator where Prometheus puts one: another layout. Nothing was yielded yet: ijson
             # reads the whole response instead.
-            items = ijson.items(_Chunks(prefix + buf, it), "data.result.item", use_float=True)
-            yield from ((s.get("metric") or {}, s["value"][1]) for s in items)
+            yield from map(pick, ijson.items(_Chunks(prefix + buf, it), "data.result.item", use_float=True))
             return
     yield from series(_last_series(buf))
 
