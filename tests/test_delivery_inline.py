@@ -22,7 +22,8 @@ def backfill(cfg, start, end, *extra):
 
 def test_a_refused_tick_fails_alone(tmp_path, prometheus, exporter, sink, redis_url):
     period, n = 2, 4
-    time.sleep(max(0.0, exporter.started_at + 8 + period * n + 2 - time.time()))
+    # History for every window, from Prometheus' first sample (the session's Prometheus may start after the exporter).
+    time.sleep(max(0.0, prometheus.history_since("mw_requests_total") + 3 + period * n + 2 - time.time()))
     end = int(time.time() - 2) // period * period
     start = end - period * (n - 1)
     cfg = write_config(tmp_path / "c.yaml", prometheus.url, sink.url,

@@ -60,69 +60,83 @@ def the_tick(now: float) -> int:
     return int(now) // 3600 * 3600
 
 
-def assert_delivered_once(sink, tick):
-    ids = sink.ids()
-    assert not sink.duplicates(), sink.duplicates()
-    assert sorted(e["subject"] for e in sink.events) == [f"customer-{n}" for n in range(3)], sink.events
-    assert len(ids) == 3
-    # The window of the tick: [tick - 1h, tick) with no offset.
-    assert {e["time"] for e in sink.events} == {time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tick - 3600))}
+class Scene:
+    """A Prometheus holding its first answer `hold_for` seconds, a sink, a first worker, and beat started once the
+    worker is up; every process in `procs` is stopped, and the servers closed, on the way out."""
+
+    def __init__(self, tmp_path, redis_url, source: str, hold_for: float):
+        self.tmp_path, self.source = tmp_path, source
+        self.prometheus = Prometheus(hold=1, hold_for=hold_for)
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.redis_url = redis_url
+        self.sink = OpenMeterSink()
+        self.procs: list[Proc] = []
+
+    def __enter__(self):
+        self.sink.start()
+        self.cfg = config(self.tmp_path, self.prometheus, self.sink, self.redis_url, self.source)
+        try:
+            first = self.worker("first")
+            wait_until(lambda: "sweeper started" in first.output(), 60, "the first worker to start", first)
+            self.tick = the_tick(time.time())
+            self.beat = beat(self.tmp_path, self.cfg)
+            self.procs.append(self.beat)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def worker(self, name: str) -> Proc:
+        self.procs.append(worker(self.tmp_path, self.cfg, name))
+        return self.procs[-1]
+
+    def completed(self) -> bool:
+        return self.redis.get(f"meterworker:{self.source}:completed:q") == str(self.tick)
+
+    def __exit__(self, *exc):
+        for p in self.procs[::-1]:
+            p.stop() if p.alive() else None
+        self.prometheus.close()
+        self.sink.stop()
+
+    def assert_delivered_once(self):
+        ids = self.sink.ids()
+        assert not self.sink.duplicates(), self.sink.duplicates()
+        assert sorted(e["subject"] for e in self.sink.events) == [f"customer-{n}" for n in range(3)], self.sink.events
+        assert len(ids) == 3
+        # The window of the tick: [tick - 1h, tick) with no offset.
+        assert {e["time"] for e in self.sink.events} == {time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                        time.gmtime(self.tick - 3600))}
+        assert not self.redis.exists(f"meterworker:{self.source}:running:q:{self.tick}")
+        assert self.redis.zcard(f"meterworker:{self.source}:pending:q") == 0
 
 
 def test_a_tick_whose_worker_was_sigkilled_mid_task_completes_within_stall_timeout(tmp_path, redis_url):
-    prometheus = Prometheus(hold=1, hold_for=120)
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    with OpenMeterSink() as sink:
-        cfg = config(tmp_path, prometheus, sink, redis_url, "recover")
-        first = worker(tmp_path, cfg, "first")
-        procs = [first]
-        try:
-            wait_until(lambda: "sweeper started" in first.output(), 60, "the first worker to start", first)
-            tick = the_tick(time.time())
-            procs.append(beat(tmp_path, cfg))
-            wait_until(lambda: prometheus.requests >= 1, 30, "the query task to ask Prometheus", procs[-1])
-            assert r.get(f"meterworker:recover:running:q:{tick}")  # the task holds its tick
-            first.kill()
-            killed = time.monotonic()
-            procs.append(worker(tmp_path, cfg, "second"))
-            wait_until(lambda: r.get("meterworker:recover:completed:q") == str(tick), 60,
-                       "the tick to complete on the second worker", procs[-1])
-            recovered = time.monotonic() - killed
-            sink.wait_for_events(3, timeout=20)
-            time.sleep(1)
-            print(f"SIGKILL of the query worker mid-task: tick completed {recovered:.1f}s later "
-                  f"(stall_timeout {STALL:g}s)")
-            # stall_timeout without a sign of life, then beat's next look (lock_timeout / 3 = 1 s) and the run: ~6 s.
-            assert recovered < STALL + 25, recovered  # the bound proved: not the visibility timeout (1 h); loose for a loaded machine
-            assert "dispatched it again" in procs[1].output()
-        finally:
-            for p in procs[::-1]:
-                p.stop() if p.alive() else None
-            prometheus.close()
-        assert_delivered_once(sink, tick)
-        assert not r.exists(f"meterworker:recover:running:q:{tick}")
-        assert r.zcard("meterworker:recover:pending:q") == 0
+    with Scene(tmp_path, redis_url, "recover", hold_for=120) as scene:
+        first = scene.procs[0]
+        wait_until(lambda: scene.prometheus.requests >= 1, 30, "the query task to ask Prometheus", scene.beat)
+        assert scene.redis.get(f"meterworker:recover:running:q:{scene.tick}")  # the task holds its tick
+        first.kill()
+        killed = time.monotonic()
+        second = scene.worker("second")
+        wait_until(scene.completed, 60, "the tick to complete on the second worker", second)
+        recovered = time.monotonic() - killed
+        scene.sink.wait_for_events(3, timeout=20)
+        time.sleep(1)
+        print(f"SIGKILL of the query worker mid-task: tick completed {recovered:.1f}s later "
+              f"(stall_timeout {STALL:g}s)")
+        # stall_timeout without a sign of life, then beat's next look (lock_timeout / 3 = 1 s) and the run: ~6 s.
+        assert recovered < STALL + 25, recovered  # the bound proved: not the visibility timeout (1 h); loose for a loaded machine
+        assert "dispatched it again" in scene.beat.output()
+    scene.assert_delivered_once()
 
 
 @pytest.mark.long
 def test_a_tick_a_living_worker_runs_longer_than_stall_timeout_is_not_dispatched_twice(tmp_path, redis_url):
-    prometheus = Prometheus(hold=1, hold_for=3 * STALL)
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    with OpenMeterSink() as sink:
-        cfg = config(tmp_path, prometheus, sink, redis_url, "slow")
-        w = worker(tmp_path, cfg, "slow")
-        procs = [w]
-        try:
-            wait_until(lambda: "sweeper started" in w.output(), 60, "the worker to start", w)
-            tick = the_tick(time.time())
-            procs.append(beat(tmp_path, cfg))
-            wait_until(lambda: r.get("meterworker:slow:completed:q") == str(tick), 60, "the slow tick to complete", w)
-            sink.wait_for_events(3, timeout=20)
-            time.sleep(2)
-        finally:
-            for p in procs[::-1]:
-                p.stop()
-            prometheus.close()
-        assert prometheus.requests == 1
-        assert "dispatched it again" not in procs[1].output()
-        assert_delivered_once(sink, tick)
+    with Scene(tmp_path, redis_url, "slow", hold_for=3 * STALL) as scene:
+        wait_until(scene.completed, 60, "the slow tick to complete", scene.procs[0])
+        scene.sink.wait_for_events(3, timeout=20)
+        time.sleep(2)
+    assert scene.prometheus.requests == 1
+    assert "dispatched it again" not in scene.beat.output()
+    scene.assert_delivered_once()

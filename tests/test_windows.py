@@ -32,8 +32,9 @@ def backfill_print(cfg, start, end):
 
 def test_windows_sum_to_prometheus_increase_over_the_period(tmp_path, prometheus, exporter, sink, redis_url):
     period, n = 5, 6
-    # Enough history for the whole range plus a scrape interval before it.
-    time.sleep(max(0.0, exporter.started_at + 8 + period * n + 2 - time.time()))
+    # Enough history for the whole range plus a scrape interval before it, counted from Prometheus' first
+    # sample: the session's Prometheus may have started well after the exporter.
+    time.sleep(max(0.0, prometheus.history_since("mw_requests_total") + 3 + period * n + 2 - time.time()))
     end = int(time.time() - 2) // period * period
     start = end - period * n
     cfg = write_config(tmp_path / "c.yaml", prometheus.url, sink.url, [{"name": "requests", "promql": INCREASE}],

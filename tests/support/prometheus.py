@@ -93,6 +93,11 @@ class PromQLApi:
         """An instant vector as {series[label]: value}."""
         return {s["metric"].get(label, ""): float(s["value"][1]) for s in self.query(promql, time)["result"]}
 
+    def history_since(self, metric: str, timeout: float = 30.0) -> float:
+        """When the server's first sample of `metric` (in the last hour) was scraped; waits for one first."""
+        self.wait_for(metric, timeout)
+        return min(float(s["values"][0][0]) for s in self.query(f"{metric}[1h]", time.time())["result"])
+
     def wait_for(self, promql: str, timeout: float = 30.0, interval: float = 0.2) -> list:
         """Query until the result is non-empty; return the result list.
         Raises TimeoutError (with the last answer or error) after `timeout` s."""
