@@ -7,12 +7,10 @@ of its own, so Prometheus sees a few increments between two scrapes)."""
 from __future__ import annotations
 
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
+from .metrics_http import serve
 from .ports import HOST
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class IntegerCounters:
@@ -71,33 +69,16 @@ class IntegerCounters:
                     self.increments[c] += step
 
     def start(self) -> "IntegerCounters":
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                if exporter.failing:
-                    body, status = b"failing on purpose\n", 500
-                else:
-                    body, status = exporter.render().encode(), 200
-                self.send_response(status)
-                self.send_header("Content-Type", CONTENT_TYPE)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((HOST, self._port), Handler)
-        self._server.daemon_threads = True
+        self._server, serving = serve(self._port, self._answer)
         self._port = self._server.server_address[1]
-        self._threads = [threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
-                         threading.Thread(target=self._grow, daemon=True)]
-        for t in self._threads:
-            t.start()
+        self._threads = [serving, threading.Thread(target=self._grow, daemon=True)]
+        self._threads[1].start()
         return self
+
+    def _answer(self, path: str) -> tuple[int, bytes]:
+        if self.failing:
+            return 500, b"failing on purpose\n"
+        return 200, self.render().encode()
 
     def stop(self) -> None:
         self._stop.set()

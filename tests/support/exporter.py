@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Mapping
 
+from .metrics_http import serve
 from .ports import HOST
 
 DEFAULT_RATES: dict[str, float] = {"acme": 2.0, "globex": 0.5, "initech": 10.0}
 DEFAULT_SESSIONS: dict[str, float] = {"acme": 3.0, "globex": 7.0, "initech": 12.0}
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _fmt(value: float) -> str:
@@ -146,39 +146,20 @@ class CounterExporter:
         the counters go on from the first start (no counter reset)."""
         if self._server is not None:
             return self
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                if path != "/metrics":
-                    body = b"not found\n"
-                    self.send_response(404)
-                    self.send_header("Content-Type", "text/plain")
-                else:
-                    body = exporter.render().encode()
-                    with exporter._lock:
-                        exporter.scrapes += 1
-                    self.send_response(200)
-                    self.send_header("Content-Type", CONTENT_TYPE)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer((HOST, self._port), Handler)
-        server.daemon_threads = True
-        self._port = server.server_address[1]
         if self.started_at is None:
             self.started_at = time.time()
+        server, self._thread = serve(self._port, self._answer)
+        self._port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="counter-exporter", daemon=True)
-        self._thread.start()
         return self
+
+    def _answer(self, path: str) -> tuple[int, bytes]:
+        if path != "/metrics":
+            return 404, b"not found\n"
+        body = self.render().encode()
+        with self._lock:
+            self.scrapes += 1
+        return 200, body
 
     def stop(self) -> None:
         server, self._server = self._server, None
