@@ -79,9 +79,12 @@ _DEFAULTS_TIMEOUT = _timeout(DEFAULT_ATTEMPTS, Settings.model_fields["query_retr
 @click.option("--range", "ranged", is_flag=True,
               help="With --inline: range queries over evenly spaced ticks (one request per up to 10,000 ticks) "
                    "instead of an instant query per tick; the events are the same.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (ticks and requests per query, estimated events) and touch nothing: no Redis, "
+                   "no task, no request to the sink; one instant query per query estimates its events.")
 @click.option("--yes", is_flag=True,
               help=f"Go ahead with more than {GUARD_TICKS:,} ticks without asking (needed when stdin is not a terminal).")
-def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, ranged, yes):
+def backfill(config_path, start, end, names, inline, print_only, attempts, timeout, ranged, dry_run, yes):
     """Evaluate every tick in [--from, --to]; overlap with live runs is harmless (same event ids).
 
     Exits 1 when a tick failed (its attempts, or the wait) and names each such tick."""
@@ -94,6 +97,11 @@ def backfill(config_path, start, end, names, inline, print_only, attempts, timeo
         raise click.BadParameter("--range needs --inline", param_hint="--range")
     rt = runtime.Runtime(cfg)
     todo = plan(rt, _queries(cfg, names), start, end)
+    if dry_run:
+        from meterworker.cli.backfill_dry_run import dry_run as print_plan
+
+        print_plan(rt, todo, ranged and inline, inline)
+        return
     size = todo.count(cap=GUARD_TICKS)
     if size > GUARD_TICKS:
         _guard(size if todo.counted_exactly else None, start, end, yes)
