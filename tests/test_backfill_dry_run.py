@@ -47,6 +47,14 @@ def test_dry_run_prints_ticks_requests_and_estimated_events_and_touches_nothing(
     assert f"instant queries (where the spacing changes): {months:,} ticks, {months:,} requests" in out, out
     assert f"{expected_range:,} range and {months:,} instant requests to Prometheus" in out, out
 
+    # through the workers, the default: tasks of at most 10,000 ticks, each asking 500 ticks first, then the rest
+    workers = dry_run(cfg, start, end)
+    tasks = -(-ticks // 10_000)
+    assert f"range queries: {ticks:,} ticks in 1 evenly spaced stretches (step 10s) in {tasks} tasks: " \
+           f"{2 * tasks} requests" in workers, workers
+    instant = dry_run(cfg, start, end, "--instant")
+    assert f"instant queries (tick by tick): {ticks:,} ticks, {ticks:,} requests" in instant, instant
+
     assert client.dbsize() == 0  # no tick state, no report, no task, no mark
     assert not sink.requests
 

@@ -27,6 +27,12 @@ from meterworker.schedule.due import from_epoch
 log = logging.getLogger(__name__)
 
 STOP_CHECK = 1.0  # seconds between two looks at the backfill's stop key
+# A range answer puts ticks in the outbox far faster than they are delivered, and while these tasks hold the
+# worker processes no send task runs: above OUTBOX_HIGH pending events a ticks task delivers batches itself
+# (the send task's own code) until OUTBOX_LOW are left, so that Redis holds a bounded backlog whatever the range.
+OUTBOX_CHECK = 1.0  # seconds between two looks at the outbox
+OUTBOX_HIGH = 100_000
+OUTBOX_LOW = 50_000
 
 
 def ask_tick_by_tick(error: PrometheusError) -> bool:
@@ -94,7 +100,7 @@ def run_ticks(self, query_name: str, first: int, step: int, count: int, report: 
             if stopped(rt.redis, report, run):
                 drop_pending(rt.state, query_name, ticks)
                 return 0
-            looked = time.monotonic()
+            looked = outbox_looked = time.monotonic()
             for outcome in evaluate_ticks(rt.config, rt.prometheus, query, rt.schedule_for(query), ticks,
                                           fall_back=ask_tick_by_tick):
                 if time.monotonic() - looked > STOP_CHECK:
@@ -110,6 +116,9 @@ def run_ticks(self, query_name: str, first: int, step: int, count: int, report: 
                     queued += _one_tick(rt, query, outcome, holder, ttl, report)
                 done += 1
                 alive.done(outcome.tick)
+                if time.monotonic() - outbox_looked > OUTBOX_CHECK:
+                    _deliver_backlog(rt)
+                    outbox_looked = time.monotonic()
         except Exception as e:  # noqa: BLE001 - the ticks not done go to one-tick tasks, which record and retry
             if not isinstance(e, (PrometheusError, ReplicationError, redis.RedisError)):
                 log.exception("query %s: %d ticks from %s: %s", query_name, count, from_epoch(first).isoformat(),
@@ -121,6 +130,18 @@ def run_ticks(self, query_name: str, first: int, step: int, count: int, report: 
     log.info("query %s: %d ticks from %s: %d events queued%s", query_name, count, from_epoch(first).isoformat(),
              queued, f", {len(handed)} ticks handed to one-tick tasks" if handed else "")
     return queued
+
+
+def _deliver_backlog(rt) -> None:
+    """Above OUTBOX_HIGH pending events, deliver batches in this process until OUTBOX_LOW are left (or none is
+    ready: the rest waits for a retry, or is being sent by others)."""
+    from meterworker.delivery.task import send
+
+    if rt.redis.hlen(rt.outbox.pending_key) <= OUTBOX_HIGH:
+        return
+    while rt.redis.hlen(rt.outbox.pending_key) > OUTBOX_LOW:
+        if not send():
+            return
 
 
 def _hand_over(query: str, ticks: list[int], report, max_attempts, run) -> None:
