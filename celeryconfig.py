@@ -4,7 +4,7 @@ The broker is taken from $METERWORKER_REDIS_URL, else from `meterworker.redis_ur
 collector config, else from broker_url below.
 """
 
-from meterworker.keys import QUERY_QUEUE, QUERY_TASK, SEND_QUEUE, SEND_TASK
+from meterworker.keys import QUERY_QUEUE, QUERY_TASK, QUERY_TICKS_TASK, SEND_QUEUE, SEND_TASK
 
 broker_url = "redis://127.0.0.1:6379/0"
 
@@ -23,6 +23,7 @@ broker_connection_retry_on_startup = True
 
 task_routes = {
     QUERY_TASK: {"queue": QUERY_QUEUE},
+    QUERY_TICKS_TASK: {"queue": QUERY_QUEUE},
     SEND_TASK: {"queue": SEND_QUEUE},
 }
 task_default_queue = QUERY_QUEUE

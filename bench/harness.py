@@ -116,7 +116,7 @@ def redis_server(workdir: Path):
 
 
 @contextmanager
-def prometheus_on_blocks(workdir: Path, n: int, kind: str = "gauge"):
+def prometheus_on_blocks(workdir: Path, n: int, kind: str = "gauge", flags: tuple[str, ...] = ()):
     blocks = dataset.blocks(n, log=log, kind=kind)
     data = dataset.link_copy(blocks, workdir / f"tsdb-{kind}-{n}")
     cfg = workdir / f"prometheus-{n}.yml"
@@ -125,7 +125,7 @@ def prometheus_on_blocks(workdir: Path, n: int, kind: str = "gauge"):
     binary = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
     proc = Proc(f"prometheus-{n}", [binary, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
                                     "--storage.tsdb.retention.time=3650d", f"--web.listen-address={HOST}:{port}",
-                                    "--query.timeout=5m"], workdir)
+                                    "--query.timeout=5m", *flags], workdir)
     url = f"http://{HOST}:{port}"
     try:
         metric = "bench_usage" if kind == "gauge" else "bench_calls_total"  # every series has a sample at TICK

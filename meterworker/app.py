@@ -10,7 +10,7 @@ from meterworker.connect import celery_settings, connection_options
 broker_fix.install()
 
 # Workers and beat import these when they start; meterworker.signals wires every Celery signal.
-app = Celery("meterworker", include=["meterworker.query.task", "meterworker.delivery.task", "meterworker.signals"])
+app = Celery("meterworker", include=["meterworker.query.task", "meterworker.query.ticks_task", "meterworker.delivery.task", "meterworker.signals"])
 app.config_from_object("celeryconfig")
 
 

@@ -34,7 +34,15 @@ Tick state (meterworker.schedule.state)
   meterworker:{c}:backfill:{run}          hash    "{q}:{tick}" -> "" for each tick of a `backfill` run done so far,
                                                   or JSON {error, attempts} for a tick given up. Query workers
                                                   write it; TTL 7 days from the last write, deleted by the
-                                                  backfill command when the run is done.
+                                                  backfill command when the run is done. {run} is named after
+                                                  the backfill's queries and range, so that running the same
+                                                  command again after an interruption continues it.
+  meterworker:{c}:backfill:{run}:stop     string  the token of a `backfill` invocation stopped by Ctrl-C: its tasks
+                                                  not yet done do nothing. The backfill command writes it; TTL
+                                                  7 days.
+  meterworker:{c}:sent                    hash    {q} -> events of q delivered so far (a progress figure, not a
+                                                  guarantee: written after the delivery is recorded). Send
+                                                  workers write it; `backfill` reads it. Kept forever.
 
 The beat lock (meterworker.schedule.beat_lock)
 
@@ -100,6 +108,7 @@ Celery's own (written by kombu, the broker transport, not by meterworker's code)
 """
 
 QUERY_TASK = "meterworker.query"
+QUERY_TICKS_TASK = "meterworker.query_ticks"
 SEND_TASK = "meterworker.send"
 
 QUERY_QUEUE = "query"
@@ -146,6 +155,15 @@ class Keys:
 
     def backfill_report(self, run_id: str) -> str:
         return f"{self.prefix}:backfill:{run_id}"
+
+    @staticmethod
+    def backfill_stop(report: str) -> str:
+        """The stop key of the backfill whose report key is `report`."""
+        return f"{report}:stop"
+
+    @property
+    def sent(self) -> str:
+        return f"{self.prefix}:sent"
 
     def outbox_batch(self, batch_id: str) -> str:
         return f"{self.prefix}:outbox:batch:{batch_id}"

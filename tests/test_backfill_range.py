@@ -1,13 +1,15 @@
-"""`backfill --inline --range` asks range queries over evenly spaced ticks (issue 14); each tick's events must be those
-of one instant query at that tick. Against a real Prometheus and a real VictoriaMetrics.
+"""`backfill` asks range queries over evenly spaced ticks (issue 14), in this process (--inline) and through the
+workers; each tick's events must be those of one instant query at that tick. Against a real Prometheus and a real
+VictoriaMetrics.
 
 Two oracles: the test's own `POST /api/v1/query` per tick (evaluation time tick - query_offset, `$__interval`
 the window's length written by the test) gives each tick's values, and `backfill --inline` (one instant query
-per tick) gives the same events, ids included. Past ranges use data-less PromQL whose value is the evaluation
+per tick, --instant) gives the same events, ids included. Past ranges use data-less PromQL whose value is the evaluation
 time and the window (`time()`, a subquery over `$__interval`), which is what a range query could get wrong."""
 
 import json
 import os
+import re
 import subprocess
 from datetime import datetime, timezone
 
@@ -16,7 +18,7 @@ import pytest
 import yaml
 
 from meterworker.schedule.cron import parse_schedule
-from tests.support.mwproc import meterworker, write_config
+from tests.support.mwproc import Proc, meterworker, wait_until, write_config
 
 # Two series whose values are the evaluation time and how many subquery steps fit in the window.
 CLOCK = ('label_replace(vector(time()), "instance", "clock", "", "") or '
@@ -87,8 +89,8 @@ def test_range_backfill_events_equal_one_instant_query_per_tick(tmp_path, promql
     data["input"]["prometheus"]["timezone"] = tz
     cfg.write_text(yaml.safe_dump(data))
 
-    got, err = backfill(cfg, start_s, end_s, "--range")
-    per_tick, _ = backfill(cfg, start_s, end_s)
+    got, err = backfill(cfg, start_s, end_s)
+    per_tick, _ = backfill(cfg, start_s, end_s, "--instant")
     oracle, tick_list = instant_oracle(promql_backend.url, promql, schedule, tz, start_s, end_s, offset)
 
     assert len(tick_list) > 10 and len(got) == 2 * len(tick_list), err
@@ -102,3 +104,34 @@ def test_range_backfill_events_equal_one_instant_query_per_tick(tmp_path, promql
         assert 1 <= n_range <= 4 and n_instant == 0, requests
     else:
         assert n_range == 0 and n_instant == len(tick_list), requests
+
+
+def test_backfill_through_the_workers_asks_range_queries_and_delivers_the_same_events(
+        tmp_path, promql_backend, sink, redis_url):
+    schedule, tz, start, end, offset, step, _ = CASES["minutely"]
+    promql = CLOCK.replace("{step}", step)
+    start_s, end_s = iso_s(start), iso_s(end)
+    cfg = write_config(tmp_path / "c.yaml", promql_backend.url, sink.url, [{"name": "clock", "promql": promql}],
+                       schedule=schedule, offset=f"{offset}s", redis_url=redis_url)
+    worker = Proc(meterworker("worker", "-c", str(cfg), "-Q", "query,send", "-n", "range@%h", "--loglevel", "INFO"),
+                  tmp_path / "worker.log", cwd=tmp_path)
+    try:
+        wait_until(lambda: " ready." in worker.output(), 60, "the worker to start", worker)
+        r = subprocess.run(meterworker("backfill", "-c", str(cfg), "--from", str(start_s), "--to", str(end_s)),
+                           capture_output=True, text=True, timeout=120)
+        oracle, tick_list = instant_oracle(promql_backend.url, promql, schedule, tz, start_s, end_s, offset)
+        wait_until(lambda: len(sink.events) >= 2 * len(tick_list), 60, "every event at the sink", worker)
+        status = subprocess.run(meterworker("status", "-c", str(cfg)), capture_output=True, text=True, timeout=30)
+    finally:
+        worker.stop()
+    assert r.returncode == 0, r.stderr
+    assert f"dispatched {len(tick_list)} ticks to the query workers, 5 attempts each (1 task)" in r.stderr, r.stderr
+    assert f"backfill: {len(tick_list)}/{len(tick_list)} ticks done" in r.stderr, r.stderr
+    per_tick, _ = backfill(cfg, start_s, end_s, "--instant")
+    assert not sink.duplicates()
+    assert by_id(sink.events) == by_id(per_tick)  # same ids, times, subjects and values as an instant query per tick
+    assert by_window(sink.events) == oracle
+    # each tick's bookkeeping as a one-tick task's: none left pending
+    assert "pending: 0" in status.stdout, status.stdout
+    assert re.search(rf"query clock: {len(tick_list)} ticks from \S+: {2 * len(tick_list)} events queued",
+                     worker.output()), worker.output()[-3000:]

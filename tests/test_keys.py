@@ -56,7 +56,7 @@ def test_every_key_is_documented():
              k.backfill_report("{run}"), k.counter_gap("{q}"), k.beat_lock, k.outbox_pending, k.outbox_queue, k.outbox_batches,
              k.outbox_batch("{id}"), k.outbox_batch_members("{id}"), k.outbox_flush_requested,
              k.delivered("{source}", "{id}"), k.marks("{q}", "{day}"), k.in_flight, k.dlq, k.dlq_index,
-             k.replication_probe, k.replication_shortfall]
+             k.replication_probe, k.replication_shortfall, k.backfill_stop(k.backfill_report("{run}")), k.sent]
     missing = [key for key in built if not re.search(rf"^\s*{re.escape(key)}(\s|$)", doc, re.MULTILINE)]
     assert not missing
     assert re.search(r"^\s*query, send\s+list", doc, re.MULTILINE)
@@ -65,7 +65,8 @@ def test_every_key_is_documented():
 def test_celery_routes_the_tasks_to_their_queues():
     import celeryconfig
 
-    assert celeryconfig.task_routes == {"meterworker.query": {"queue": "query"}, "meterworker.send": {"queue": "send"}}
+    assert celeryconfig.task_routes == {"meterworker.query": {"queue": "query"}, "meterworker.send": {"queue": "send"},
+                                        "meterworker.query_ticks": {"queue": "query"}}
     assert celeryconfig.task_default_queue == "query"
 
 

@@ -9,6 +9,8 @@ loses nothing and repeats at most the request under way. See outbox.py for the g
 import logging
 import time
 
+import redis
+
 from meterworker import runtime
 from meterworker.app import app
 from meterworker.delivery.batching import sweep_interval
@@ -27,7 +29,11 @@ log = logging.getLogger(__name__)
 
 
 class Metrics:
-    """The delivery driver's Observer in a worker: meterworker's Prometheus metrics."""
+    """The delivery driver's Observer in a worker: meterworker's Prometheus metrics, and the count of events
+    delivered per query in Redis (what `backfill` shows as it runs)."""
+
+    def __init__(self, rt: Runtime | None = None):
+        self.rt = rt
 
     def posted(self, query, events):
         metrics.batch_posted(query, events)
@@ -37,6 +43,11 @@ class Metrics:
 
     def sent(self, query, events):
         metrics.events_sent(query, events)
+        if self.rt is not None and query is not None and events:
+            try:
+                self.rt.redis.hincrby(self.rt.outbox.keys.sent, query, events)
+            except redis.RedisError as e:  # a progress figure: the delivery is recorded already
+                log.warning("could not count %d delivered events of query %s: %s", events, query, e)
 
     def dead_lettered(self, query, events):
         metrics.events_dead_lettered(query, events)
@@ -97,7 +108,7 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             if batch is None:
                 return delivered
             try:
-                driver = driver or Driver(rt.config, rt.sender.post, Metrics(), rt.scrub)
+                driver = driver or Driver(rt.config, rt.sender.post, Metrics(rt), rt.scrub)
                 mark = rt.replication_mark()
                 record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon,
                                       lambda: rt.confirm_writes(mark, f"batch {batch.id}"))

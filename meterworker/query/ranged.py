@@ -3,7 +3,7 @@ an instant query per tick elsewhere. Each tick's events are those of one instant
 same evaluation time (tick - query_offset), window, `$__interval` and ids."""
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,13 +12,11 @@ from meterworker.query.mapping import MappedResult, ResultTypeError, Skipped, ma
 from meterworker.query.prometheus import PrometheusError
 from meterworker.query.promql import expand_interval
 from meterworker.schedule.due import from_epoch
-from meterworker.schedule.stretches import Stretch, chunked, stretches, ticks_per_request
-from meterworker.schedule.windows import Window, window_for
+from meterworker.schedule.stretches import FIRST_REQUEST_TICKS, MIN_STRETCH, Stretch, chunked, stretches, ticks_per_request
+from meterworker.schedule.backfill import window_lengths
+from meterworker.schedule.windows import Window
 
 log = logging.getLogger(__name__)
-
-FIRST_REQUEST_TICKS = 500  # before the number of series is known
-MIN_STRETCH = 3  # shorter stretches are asked tick by tick
 
 
 @dataclass
@@ -35,14 +33,18 @@ class Requests:
     fallbacks: list[str] = field(default_factory=list)
 
 
-def evaluate_ticks(config, prometheus, query, schedule, ticks: Iterable[int],
-                   requests: Requests | None = None) -> Iterator[TickOutcome]:
-    """The outcome of every tick of `ticks` (ascending Unix seconds), in order."""
+def evaluate_ticks(config, prometheus, query, schedule, ticks: Iterable[int], requests: Requests | None = None,
+                   fall_back: Callable[[PrometheusError], bool] = lambda e: True,
+                   ranged: bool = True) -> Iterator[TickOutcome]:
+    """The outcome of every tick of `ticks` (ascending Unix seconds), in order. A range request that fails is
+    asked again tick by tick when `fall_back(error)` says so; otherwise its ticks are outcomes with the error.
+    `ranged=False`: an instant query per tick."""
     requests = requests if requests is not None else Requests()
-    offset = config.input.prometheus.query_offset
-    lengths = ((t, round(window_for(schedule, from_epoch(t), offset).seconds)) for t in ticks)
+    if query.is_counter or not ranged:  # counter mode asks its own range queries, tick by tick
+        yield from _instants(config, prometheus, query, schedule, ticks, requests)
+        return
     per_request = FIRST_REQUEST_TICKS
-    for stretch in stretches(lengths):
+    for stretch in stretches(window_lengths(schedule, ticks)):
         if stretch.count < MIN_STRETCH:
             yield from _instants(config, prometheus, query, schedule, stretch.ticks(), requests)
             continue
@@ -50,6 +52,9 @@ def evaluate_ticks(config, prometheus, query, schedule, ticks: Iterable[int],
             try:
                 steps = _range(config, prometheus, query, part, requests)
             except PrometheusError as e:
+                if not fall_back(e):
+                    yield from (TickOutcome(t, error=str(e)) for t in part.ticks())
+                    continue
                 requests.fallbacks.append(f"{from_epoch(part.first).isoformat()}: {e}")
                 log.info("query %s: range query for %d ticks from %s not usable (%s); asking tick by tick",
                          query.name, part.count, from_epoch(part.first).isoformat(), e)

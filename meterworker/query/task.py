@@ -9,7 +9,7 @@ from meterworker.app import app
 from meterworker.delivery.backoff import retry_delay
 from meterworker.query.evaluate import chunks, evaluate
 from meterworker.query.lease import TickLease
-from meterworker.schedule.backfill import report_tick
+from meterworker.schedule.backfill import drop_pending, report_tick, stopped
 from meterworker.schedule.due import from_epoch
 from meterworker.query.mapping import ResultTypeError
 from meterworker.query.prometheus import PrometheusError
@@ -38,13 +38,18 @@ def _handover() -> futures.ThreadPoolExecutor:
 
 
 @app.task(name=QUERY_TASK, bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
-def run_query(self, query_name: str, tick: int, report: str | None = None, max_attempts: int | None = None) -> int | None:
+def run_query(self, query_name: str, tick: int, report: str | None = None, max_attempts: int | None = None,
+              run: str | None = None) -> int | None:
     """Evaluate one query at one tick and queue its events for sending.
 
     Retries until it succeeds, or (a backfill's ticks) gives up after `max_attempts` failed attempts and says
-    so in the backfill's `report`; the tick then stays pending with its failure, as `status` shows."""
+    so in the backfill's `report`; the tick then stays pending with its failure, as `status` shows. A tick of
+    the backfill invocation `run`, stopped (Ctrl-C) before the task starts, is left undone."""
     rt = runtime.current()
     query = rt.query(query_name)
+    if stopped(rt.redis, report, run):
+        drop_pending(rt.state, query_name, [tick])
+        return None
     holder = self.request.id or f"local-{os.getpid()}"
     with TickLease(rt.state, query_name, tick, holder, rt.config.meterworker.stall_timeout) as lease:
         if lease.other == rt.state.DONE:

@@ -51,6 +51,15 @@ class Plan:
         return sum(s.count_between(after, self.end, None if cap is None else max(0, cap)) for _, s in self.schedules)
 
 
+def window_lengths(schedule, ticks: Iterator[int]) -> Iterator[tuple[int, int]]:
+    """(tick, its window's length in seconds) for ticks of `schedule` (Unix seconds, ascending); the query
+    offset shifts both ends of a window alike, so the length is the time since the tick before."""
+    from meterworker.schedule.due import from_epoch
+
+    for t in ticks:
+        yield t, round(t - schedule.prev_before(from_epoch(t)).timestamp())
+
+
 def plan(rt, queries, start: datetime, end: datetime) -> Plan:
     return Plan([(q.name, rt.schedule_for(q)) for q in queries], start, end)
 
@@ -66,6 +75,12 @@ def report_key(rt, run_id: str) -> str:
     return Keys(rt.collector).backfill_report(run_id)
 
 
+def sent_counts(redis, collector: str, queries: list[str]) -> int:
+    """Events of `queries` delivered so far, as send workers count them."""
+    got = redis.hmget(Keys(collector).sent, queries) if queries else []
+    return sum(int(v) for v in got if v is not None)
+
+
 def report_tick(pipe, key: str, query: str, tick: int, error: str | None = None, attempts: int = 0) -> None:
     """Adds to `pipe` (a Redis pipeline) the word of the query task on one tick of a backfill: done, or given up."""
     value = "" if error is None else json.dumps({"error": error, "attempts": attempts})
@@ -79,3 +94,36 @@ def read_report(redis, key: str) -> dict[tuple[str, int], dict | None]:
         query, _, tick = (field.decode() if isinstance(field, bytes) else field).rpartition(":")
         out[(query, int(tick))] = json.loads(value) if value else None
     return out
+
+
+def run_name(queries: list[str], start: datetime, end: datetime) -> str:
+    """The name of a backfill's report: the same for the same queries and range, so that the same command,
+    run again after an interruption, finds the ticks done already."""
+    import hashlib
+
+    text = "\0".join([*sorted(queries), f"{start.timestamp():.6f}", f"{end.timestamp():.6f}"])
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def stop(redis, report: str, token: str) -> None:
+    """Tasks of the backfill invocation `token` not done yet do nothing (see stopped)."""
+    redis.set(Keys.backfill_stop(report), token, ex=REPORT_TTL)
+
+
+def stopped(redis, report: str | None, token: str | None) -> bool:
+    if not report or not token:
+        return False
+    got = redis.get(Keys.backfill_stop(report))
+    return got is not None and (got.decode() if isinstance(got, bytes) else got) == token
+
+
+def drop_pending(state, query: str, ticks: list[int]) -> None:
+    """Ticks of a stopped backfill leave the pending set (beat would run them again after stall_timeout),
+    except those beat dispatched as well: a live tick stays pending until it completes."""
+    pipe = state.r.pipeline(transaction=False)
+    for t in ticks:
+        pipe.exists(state.keys.claim(query, t))
+    claimed = pipe.execute()
+    mine = [str(t) for t, c in zip(ticks, claimed) if not c]
+    if mine:
+        state.r.zrem(state.keys.pending(query), *mine)

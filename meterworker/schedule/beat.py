@@ -14,7 +14,9 @@ from kombu.exceptions import OperationalError
 from meterworker import runtime
 from meterworker.keys import QUERY_QUEUE, QUERY_TASK
 from meterworker.schedule.due import due_ticks, from_epoch, to_epoch
+from meterworker.schedule.backfill import window_lengths
 from meterworker.schedule.beat_lock import BeatLock
+from meterworker.schedule.stretches import MIN_STRETCH, Stretch, pieces, stretches, task_parts
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,33 @@ def dispatch_due(rt, send, now: datetime) -> datetime:
         candidate = schedule.next_after(now)
         next_due = candidate if next_due is None else min(next_due, candidate)
     claimed = rt.state.claim_many(plan, cfg.catchup_horizon + 86400)
+    mine: dict[str, list[int]] = {}
     for (query, tick), ok in zip(plan, claimed):
         if ok:
-            send_query_task(send, query, tick)
-            log.info("dispatched query %s tick %s", query, from_epoch(tick).isoformat())
+            mine.setdefault(query, []).append(tick)
+    for query, ticks in mine.items():
+        _send_ticks(rt, send, rt.query(query), ticks)
     rt.state.advance_cursors(plan)
     return next_due
+
+
+def _send_ticks(rt, send, query, ticks: list[int]) -> None:
+    """A task per tick; a catch-up's evenly spaced stretches of ticks, a task of range queries each."""
+    from meterworker.query.ticks_task import send_ticks_task
+
+    if len(ticks) >= MIN_STRETCH and not query.is_counter:
+        units = list(pieces(stretches(window_lengths(rt.schedule_for(query), iter(ticks)))))
+    else:
+        units = [Stretch(t, 0, 1) for t in ticks]
+    for unit in units:
+        if unit.count == 1:
+            send_query_task(send, query.name, unit.first)
+            log.info("dispatched query %s tick %s", query.name, from_epoch(unit.first).isoformat())
+            continue
+        for part in task_parts(unit):
+            send_ticks_task(send, query.name, part.first, part.step, part.count)
+        for tick in unit.ticks():
+            log.info("dispatched query %s tick %s (with range queries)", query.name, from_epoch(tick).isoformat())
 
 
 # Results are ignored (celeryconfig), but send_task by name does not know it: without ignore_result=True

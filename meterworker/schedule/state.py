@@ -50,6 +50,11 @@ class State:
     def mark_pending(self, query: str, tick: int) -> None:
         self.r.zadd(self.keys.pending(query), {str(tick): time.time()})
 
+    def mark_pending_many(self, query: str, ticks: list[int], per_call: int = 5000) -> None:
+        now = time.time()
+        for i in range(0, len(ticks), per_call):
+            self.r.zadd(self.keys.pending(query), {str(t): now for t in ticks[i:i + per_call]})
+
     # run side (query workers)
     def complete(self, query: str, tick: int) -> None:
         self._complete(keys=[self.keys.pending(query), self.keys.failure(query), self.keys.completed(query)],

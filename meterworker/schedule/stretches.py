@@ -56,3 +56,40 @@ POINTS_PER_ANSWER = 250_000
 def ticks_per_request(series: int) -> int:
     """How many ticks one range request asks for, given how many series one tick's answer has."""
     return max(1, min(MAX_STEPS, POINTS_PER_ANSWER // max(1, series)))
+
+
+FIRST_REQUEST_TICKS = 500  # ticks of a query's first range request, before its number of series is known
+MIN_STRETCH = 3  # shorter stretches are asked tick by tick
+TASK_TICKS = 10_000  # through the workers, a stretch goes out in tasks of at most this many ticks
+
+
+def pieces(stretches_: Iterable[Stretch]) -> Iterator[Stretch]:
+    """The stretches long enough for range queries, and every tick of the others as a stretch of one."""
+    for s in stretches_:
+        if s.count >= MIN_STRETCH:
+            yield s
+        else:
+            yield from (Stretch(t, s.step, 1) for t in s.ticks())
+
+
+def task_parts(stretch: Stretch, max_ticks: int = TASK_TICKS) -> list[Stretch]:
+    """The stretch in as few tasks as `max_ticks` allows, of about equal size."""
+    n = -(-stretch.count // max_ticks)
+    size, extra = divmod(stretch.count, n)
+    out, first = [], stretch.first
+    for i in range(n):
+        count = size + (i < extra)
+        out.append(Stretch(first, stretch.step, count))
+        first += count * stretch.step
+    return out
+
+
+def range_requests(counts: Iterable[int], series: int) -> int:
+    """How many range requests the stretches of `counts` ticks take, asked one after the other as
+    query.ranged.evaluate_ticks asks them, when every tick's answer has `series` series."""
+    per_request, n = FIRST_REQUEST_TICKS, 0
+    for count in counts:
+        for _ in chunked(Stretch(0, 1, count), lambda: per_request):
+            n += 1
+            per_request = ticks_per_request(series)
+    return n
