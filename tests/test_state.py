@@ -24,6 +24,16 @@ def test_cursors_only_move_forward(r):
     assert r.get("meterworker:c:cursor:q") == b"120"
 
 
+def test_the_counter_gap_shown_is_the_newest_ticks_however_late_an_older_one_is_recorded(r):
+    s = State(r, "c")
+    s.record_counter_gap("q", 120, 3, 10.0, ["a"])
+    s.record_counter_gap("q", 60, 1, 10.0, ["b"])  # a retry of an older tick, recorded later
+    assert (s.counter_gap("q")["tick"], s.counter_gap("q")["series"]) == (120, 3)
+    s.record_counter_gap("q", 180, 2, 10.0, ["c"])
+    assert (s.counter_gap("q")["tick"], s.counter_gap("q")["examples"]) == (180, ["c"])
+    assert 0 < r.ttl("meterworker:c:counter-gap:q") <= 7 * 86400
+
+
 def test_a_tick_is_claimed_once(r):
     s = State(r, "c")
     assert s.claim_many([("q", 60), ("q", 120)], 100) == [True, True]

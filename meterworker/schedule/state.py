@@ -18,6 +18,7 @@ class State:
         self._complete = register(r, __package__, "complete.lua")
         self._lease = register(r, __package__, "tick_lease.lua")
         self._release = register(r, __package__, "tick_release.lua")
+        self._counter_gap = register(r, __package__, "counter_gap.lua")
 
     # dispatch side (beat, backfill), for every query of a tick at once: a round trip each, not one per query
     def cursors(self, queries: list[str]) -> list[int | None]:
@@ -88,7 +89,7 @@ class State:
 
     def record_counter_gap(self, query: str, tick: int, series: int, max_gap: float, examples: list) -> None:
         entry = {"tick": tick, "series": series, "max_gap": max_gap, "examples": examples, "at": time.time()}
-        self.r.set(self.keys.counter_gap(query), json.dumps(entry), ex=7 * 86400)
+        self._counter_gap(keys=[self.keys.counter_gap(query)], args=[tick, json.dumps(entry), 7 * 86400])
 
     def counter_gap(self, query: str) -> dict | None:
         raw = self.r.get(self.keys.counter_gap(query))
