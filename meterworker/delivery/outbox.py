@@ -23,6 +23,7 @@ meterworker.keys documents the keys. Batches and events of the release before (o
 event) are delivered first (legacy_outbox.py).
 """
 
+import struct
 import time
 import uuid
 from collections import OrderedDict, defaultdict
@@ -104,6 +105,16 @@ def parse_events(blob: bytes, settled: bytes = b"") -> list[Item]:
     return items
 
 
+def _packed(events: dict[bytes, dict]) -> list[bytes]:
+    """The add script's last arguments: the events' digests, where each event's JSON starts, their JSON."""
+    jsons = [orjson.dumps(e) for e in events.values()]
+    starts, at = [], 1
+    for j in jsons:
+        starts.append(at)
+        at += len(j) + 1
+    return [b"".join(events), struct.pack(f">{len(starts)}I", *starts), b",".join(jsons)]
+
+
 class Outbox:
     def __init__(self, r: redis.Redis, collector: str, delivered: Delivered, dead_letters: DeadLetters,
                  *, count: int, period: float, lease: float):
@@ -165,8 +176,7 @@ class Outbox:
                 ids = [uuid.uuid4().hex[:12] for _ in range(len(fresh) // self.count + 2)]
                 args: list[Any] = [self.count, log.id, log.h, log.x, marks.field, *marks.version(), head, tail,
                                    len(ids), *ids]
-                for d, e in fresh.items():
-                    args += [d, orjson.dumps(e)]
+                args += _packed(fresh)
                 got = self._add(keys=[log.key, marks.key, self.data_key, self.ready_key, self.open_key,
                                       self.stats_key], args=args)
                 if not got[0]:  # someone else added to or dead-lettered from this tick since: read that

@@ -7,7 +7,8 @@
 -- ARGV: count; the log's id, h# and x# as the caller read them; the marks field, the hash's id, the
 -- lengths of the group field and the tick's field and its part count as the caller read them; the
 -- head and tail of a segment ({"query":..,"tick":..,"events":[ and ]}); the number N of new batch ids,
--- the N ids; then the digest and the JSON of each event, in turn.
+-- the N ids; then the events' digests (8 bytes each), where each event's JSON starts in the next
+-- argument (4 bytes each, big-endian, from 1), and their JSON joined by ",".
 -- Returns {0} when the log changed since the caller read it, else {1, events added, batches that became
 -- full, the log's id, its h#, the positions (from 1) of the events left out because they were marked}.
 -- include now.lua
@@ -23,16 +24,31 @@ local marked = marks_since(KEYS[2], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumbe
 local head, tail = ARGV[10], ARGV[11]
 local n_ids = tonumber(ARGV[12])
 local first = 13 + n_ids
-local digests, events, left = {}, {}, {}
-for i = first, #ARGV, 2 do
-  if marked[ARGV[i]] then
-    left[#left + 1] = (i - first) / 2 + 1
-  else
-    digests[#digests + 1] = ARGV[i]
-    events[#events + 1] = ARGV[i + 1]
-  end
+local packed, starts, blob = ARGV[first], ARGV[first + 1], ARGV[first + 2]
+local n = #packed / 8
+local function start(j)
+  local b1, b2, b3, b4 = string.byte(starts, 4 * j - 3, 4 * j)
+  return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
 end
-local k = #events
+local function json(a, b)  -- the JSON of events a..b, joined by ","
+  return string.sub(blob, start(a), b == n and #blob or start(b + 1) - 2)
+end
+-- Most often nothing was marked since the caller looked: the events are then copied a batch at a time.
+local k, digests, text, left = n, packed, json, {}
+if next(marked) ~= nil then
+  local kept, events = {}, {}
+  for j = 1, n do
+    local d = string.sub(packed, 8 * j - 7, 8 * j)
+    if marked[d] then
+      left[#left + 1] = j
+    else
+      kept[#kept + 1] = d
+      events[#events + 1] = json(j, j)
+    end
+  end
+  k, digests = #events, table.concat(kept)
+  text = function(a, b) return table.concat(events, ',', a, b) end
+end
 if k == 0 then return {1, 0, 0, log_id, h, left} end
 
 if log_id == '' then
@@ -40,7 +56,7 @@ if log_id == '' then
   redis.call('HSET', KEYS[1], 'id', log_id)
 end
 h = redis.call('HINCRBY', KEYS[1], 'h#', 1)
-redis.call('HSET', KEYS[1], 'h:' .. h, table.concat(digests))
+redis.call('HSET', KEYS[1], 'h:' .. h, digests)
 redis.call('HINCRBY', KEYS[1], 'n', k)
 
 local data, formed, pos = KEYS[3], 0, 1
@@ -50,8 +66,8 @@ if open and not size then redis.call('DEL', KEYS[5]) end
 if size then
   local fill = math.max(0, math.min(count - size, k))
   if fill > 0 then
-    local blob = redis.call('HGET', data, open)
-    redis.call('HSET', data, open, blob .. ',' .. head .. table.concat(events, ',', 1, fill) .. tail,
+    local batch = redis.call('HGET', data, open)
+    redis.call('HSET', data, open, batch .. ',' .. head .. text(1, fill) .. tail,
       open .. ':c', size + fill, open .. ':n', size + fill)
     pos = fill + 1
   end
@@ -69,7 +85,7 @@ while pos <= k do
   next_id = next_id + 1
   local last = math.min(pos + count - 1, k)
   local size = last - pos + 1
-  redis.call('HSET', data, id, head .. table.concat(events, ',', pos, last) .. tail, id .. ':c', size, id .. ':n', size)
+  redis.call('HSET', data, id, head .. text(pos, last) .. tail, id .. ':c', size, id .. ':n', size)
   if newest[2] and at <= tonumber(newest[2]) then at = tonumber(newest[2]) + 0.000001 end  -- taken in order
   redis.call('ZADD', KEYS[4], at, id)
   newest = {id, at}
