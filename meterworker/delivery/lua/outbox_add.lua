@@ -33,16 +33,20 @@ end
 local function json(a, b)  -- the JSON of events a..b, joined by ","
   return string.sub(blob, start(a), b == n and #blob or start(b + 1) - 2)
 end
--- Most often nothing was marked since the caller looked: the events are then copied a batch at a time.
+-- Marks written since the caller looked are most often of other events of the tick (delivered meanwhile);
+-- when none is of these events, they are copied a batch at a time.
 local k, digests, text, left = n, packed, json, {}
 if next(marked) ~= nil then
-  local kept, events = {}, {}
   for j = 1, n do
-    local d = string.sub(packed, 8 * j - 7, 8 * j)
-    if marked[d] then
-      left[#left + 1] = j
-    else
-      kept[#kept + 1] = d
+    if marked[string.sub(packed, 8 * j - 7, 8 * j)] then left[#left + 1] = j end
+  end
+end
+if #left > 0 then
+  local kept, events, out = {}, {}, {}
+  for _, j in ipairs(left) do out[j] = true end
+  for j = 1, n do
+    if not out[j] then
+      kept[#kept + 1] = string.sub(packed, 8 * j - 7, 8 * j)
       events[#events + 1] = json(j, j)
     end
   end

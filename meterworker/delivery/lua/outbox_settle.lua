@@ -14,11 +14,14 @@ local data = KEYS[2]
 local groups = tonumber(ARGV[5])
 local exists = redis.call('HEXISTS', data, id .. ':c') == 1
 local settled = exists and (redis.call('HGET', data, id .. ':s') or '') or ''
-local seen = {}
-for i = 1, #settled, 8 do seen[string.sub(settled, i, i + 7)] = true end
-local fresh_all, total = {}, 0
-for g = 1, groups do
-  local field, blob = ARGV[4 + 2 * g], ARGV[5 + 2 * g]
+-- The digests of a group not settled before (all of them, most often: nothing of the batch was settled yet).
+local seen = nil
+local function fresh_of(blob)
+  if settled == '' and groups == 1 then return blob end
+  if not seen then
+    seen = {}
+    for i = 1, #settled, 8 do seen[string.sub(settled, i, i + 7)] = true end
+  end
   local fresh = {}
   for i = 1, #blob, 8 do
     local d = string.sub(blob, i, i + 7)
@@ -27,17 +30,23 @@ for g = 1, groups do
       fresh[#fresh + 1] = d
     end
   end
+  return table.concat(fresh)
+end
+local fresh_all, total = {}, 0
+for g = 1, groups do
+  local field, blob = ARGV[4 + 2 * g], ARGV[5 + 2 * g]
+  local packed = exists and fresh_of(blob) or ''
   if mode == 'delivered' then
     -- a batch that is gone was settled by another worker: what this one delivered is marked all the same
-    local marks = exists and table.concat(fresh) or blob
+    local marks = exists and packed or blob
     if #marks > 0 then mark(KEYS[4 + 2 * g], field, marks, ttl) end
   end
-  if exists and #fresh > 0 then
-    local packed = table.concat(fresh)
+  local n = #packed / 8
+  if n > 0 then
     fresh_all[#fresh_all + 1] = packed
-    total = total + #fresh
+    total = total + n
     local log = KEYS[5 + 2 * g]
-    if redis.call('HINCRBY', log, 'n', -#fresh) <= 0 then
+    if redis.call('HINCRBY', log, 'n', -n) <= 0 then
       redis.call('DEL', log)
     elseif mode == 'dead' then
       local x = redis.call('HINCRBY', log, 'x#', 1)
@@ -52,13 +61,16 @@ if mode == 'dead' then
     redis.call('ZADD', KEYS[5], ARGV[i + 2], ARGV[i])
   end
 end
-local left = tonumber(redis.call('HGET', data, id .. ':n'))
+local left = tonumber(redis.call('HGET', data, id .. ':n')) - total
 if total > 0 then
-  redis.call('HSET', data, id .. ':s', settled .. table.concat(fresh_all))
-  left = redis.call('HINCRBY', data, id .. ':n', -total)
   redis.call('HINCRBY', KEYS[3], 'pending', -total)
+  redis.call('HSET', data, id .. ':n', left)
 end
-if left <= 0 and redis.call('HGET', data, id .. ':gen') == ARGV[4] then
+local current = redis.call('HGET', data, id .. ':gen') == ARGV[4]
+if total > 0 and not (left <= 0 and current) then
+  redis.call('HSET', data, id .. ':s', settled .. table.concat(fresh_all))
+end
+if left <= 0 and current then
   redis.call('HDEL', data, id, id .. ':c', id .. ':n', id .. ':s', id .. ':gen', id .. ':attempt', id .. ':ff')
   redis.call('ZREM', KEYS[1], id)
   return 1
