@@ -299,3 +299,16 @@ def test_the_outbox_of_the_release_before_is_sent_first_and_its_events_are_not_q
     assert box.delivered_now(new, new.items, DAY)
     assert box.counts() == {"pending": 0, "queued": 0, "batches": 0}
     assert box.add([ev(i) for i in range(1, 7)], {"query": "q", "tick": 60}).added == 0
+
+
+def test_a_run_of_a_tick_keeps_no_digests_of_its_own_and_another_run_still_finds_them_pending(r):
+    box = outbox(r, count=100, period=60)
+    first = {"query": "q", "tick": 60, "run": "run-1"}
+    box.add([ev(i) for i in range(5)], first)
+    box.add([ev(i) for i in range(5, 10)], first)
+    _, log = box._tick("q", 60)
+    assert sum(log.held.values()) == 0  # a run's slices hold different events: nothing kept for them
+    again = box.add([ev(i) for i in range(12)], {"query": "q", "tick": 60, "run": "run-2"})  # a retry, same process
+    assert (again.added, again.skipped) == (2, 10)
+    assert box.add([ev(i) for i in range(12)], {"query": "q", "tick": 60}).added == 0
+    assert box.counts()["pending"] == 12

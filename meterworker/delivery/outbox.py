@@ -146,10 +146,12 @@ class Outbox:
 
     def add(self, events: list[dict[str, Any]], meta: dict[str, Any]) -> Added:
         """Queue events that are neither pending nor delivered; say how many full batches this made.
-        All of `events` belong to meta's query and tick (their marks and log are looked up there)."""
+        All of `events` belong to meta's query and tick (their marks and log are looked up there).
+        meta's "run", when given, names one evaluation of the tick: its adds hold different events."""
         added = formed = 0
-        query, tick = meta.get("query"), meta.get("tick")
+        query, tick, run = meta.get("query"), meta.get("tick"), meta.get("run")
         marks, log = self._tick(query, tick)
+        log.start(run)
         head, tail = segment_ends(query, tick)
         for i in range(0, len(events), ADD_CHUNK):
             chunk = self.delivered.not_legacy_marked(events[i:i + ADD_CHUNK])
@@ -184,7 +186,7 @@ class Outbox:
                     continue
                 _, n, full, log_id, h, left = got
                 left = set(left)
-                log.added([d for j, d in enumerate(fresh, 1) if j not in left], log_id, h)
+                log.added([d for j, d in enumerate(fresh, 1) if j not in left], log_id, h, run)
                 added += n
                 formed += full
                 break

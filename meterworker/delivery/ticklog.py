@@ -33,6 +33,12 @@ class TickLog:
         self.id = log_id
         self.h = self.x = 0
         self.held: Counter = Counter()
+        self.run: str | None = None  # the run whose own adds `held` leaves out (see added)
+
+    def start(self, run: str | None) -> None:
+        """Adds of `run` follow. A view that left out the adds of another run reads the whole log again."""
+        if self.run is not None and self.run != run:
+            self._reset("")
 
     def pending(self, d: bytes) -> bool:
         return self.held.get(d, 0) > 0
@@ -59,10 +65,14 @@ class TickLog:
                 self.held.subtract(split(_raw(blob)))
         self.h, self.x = h, x
 
-    def added(self, digests: list[bytes], log_id, h: int) -> None:
-        """This reader's own add was written: the log is at `h` now, with `digests` in its last field."""
+    def added(self, digests: list[bytes], log_id, h: int, run: str | None = None) -> None:
+        """This reader's own add was written: the log is at `h` now, with `digests` in its last field.
+        With a `run`, whose events are never added twice (a query task's slices of one evaluation), they
+        are not kept: a tick of a million series costs the query task no memory for them."""
         log_id = _raw(log_id).decode()
         if log_id != self.id:  # the add made the log
             self._reset(log_id)
-        self.held.update(digests)
+        if run is None:
+            self.held.update(digests)
+        self.run = run
         self.h = int(h)
