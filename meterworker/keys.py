@@ -50,21 +50,48 @@ The beat lock (meterworker.schedule.beat_lock)
                                                   (redis-py Lock). TTL lock_timeout, renewed by the holder
                                                   every lock_timeout / 3; deleted when that beat stops.
 
-The outbox (meterworker.delivery.outbox)
+The outbox (meterworker.delivery.outbox): a batch is one value, its events' state is per tick
+
+  meterworker:{c}:outbox:batch-data       hash    the batches of the outbox, by batch id {id}:
+                                                  "{id}" -> its events, JSON segments {query, tick, events}
+                                                  joined by ","; "{id}:c" -> events in it; "{id}:n" -> events
+                                                  not settled (delivered or dead-lettered) yet; "{id}:s" ->
+                                                  8-byte digests (dedup.digest) of the settled ones; "{id}:gen",
+                                                  "{id}:attempt", "{id}:ff" (first failure) once taken. Query
+                                                  workers (and `dlq replay`) write a batch; send workers take
+                                                  and settle it; its fields are deleted when nothing of it is
+                                                  left to settle.
+  meterworker:{c}:outbox:ready            zset    batch id -> time its first event was added, of batches not
+                                                  taken yet. Query workers add; send workers take.
+  meterworker:{c}:outbox:open             string  the id of the newest ready batch while it holds fewer than
+                                                  batching.count events: the next events added fill it first.
+                                                  Query workers write it; deleted when it is full or taken.
+  meterworker:{c}:outbox:tick:{q}:{tick}  hash    what of q's tick {tick} ("-" for events of no tick) is pending:
+                                                  "n" -> events pending; "h:1".."h:{h#}" -> digests of the events
+                                                  added, one field per add; "x:1".."x:{x#}" -> digests of those
+                                                  dead-lettered since; "id" -> when it was made (a number from
+                                                  outbox:stats). Query workers append "h:", send workers "x:"
+                                                  and count "n" down; deleted when "n" reaches 0.
+  meterworker:{c}:outbox:stats            hash    "pending", "queued": events pending and waiting in a ready batch;
+                                                  "logs": the last tick hash id. Written with the keys above.
+  meterworker:{c}:outbox:batches          zset    batch id -> lease deadline (or retry time) of each batch taken
+                                                  (of either layout). Send workers write it; a member lives until
+                                                  its batch is done.
+  meterworker:{c}:outbox:flush-requested  string  "1": one send worker asked for a flush. Sweepers write it
+                                                  (SET NX). TTL batching.period.
+
+  The outbox of the release before, one entry per event: no longer written; send workers deliver what it
+  holds (meterworker.delivery.legacy_outbox) and query workers do not queue again what it holds.
 
   meterworker:{c}:outbox:pending          hash    event key -> JSON {event, query, tick} of each pending event.
-                                                  Query workers (and `dlq replay`) add; send workers remove an
-                                                  event when it is delivered or dead-lettered.
+                                                  Send workers remove an event when it is delivered or
+                                                  dead-lettered.
   meterworker:{c}:outbox:queue            zset    event key -> time added, of pending events in no batch.
-                                                  Query workers add; send workers move them into a batch.
-  meterworker:{c}:outbox:batches          zset    batch id -> lease deadline (or retry time) of each batch.
-                                                  Send workers write it; a member lives until its batch is done.
+                                                  Send workers move them into a batch.
   meterworker:{c}:outbox:batch:{id}       hash    gen, attempt, first_failure of a batch. Send workers write it;
                                                   deleted when nothing of the batch is pending.
   meterworker:{c}:outbox:batch:{id}:members
                                           set     event keys of the batch. Same writers and lifetime.
-  meterworker:{c}:outbox:flush-requested  string  "1": one send worker asked for a flush. Sweepers write it
-                                                  (SET NX). TTL batching.period.
 
 Delivery (meterworker.delivery.dedup, inflight, deadletter)
 
@@ -125,6 +152,10 @@ class Keys:
         self.outbox_pending = f"{p}:outbox:pending"
         self.outbox_queue = f"{p}:outbox:queue"
         self.outbox_batches = f"{p}:outbox:batches"
+        self.outbox_batch_data = f"{p}:outbox:batch-data"
+        self.outbox_ready = f"{p}:outbox:ready"
+        self.outbox_open = f"{p}:outbox:open"
+        self.outbox_stats = f"{p}:outbox:stats"
         self.outbox_flush_requested = f"{p}:outbox:flush-requested"
         self.in_flight = f"{p}:in-flight"
         self.dlq = f"{p}:dlq"
@@ -170,6 +201,9 @@ class Keys:
 
     def outbox_batch_members(self, batch_id: str) -> str:
         return f"{self.prefix}:outbox:batch:{batch_id}:members"
+
+    def outbox_tick(self, query: str, tick: str) -> str:
+        return f"{self.prefix}:outbox:tick:{query}:{tick}"
 
     def marks(self, query: str, day: str) -> str:
         return f"{self.prefix}:marks:{query}:{day}"

@@ -99,3 +99,15 @@ def test_every_script_is_used_by_the_code():
     code = "".join(p.read_text() for p in Path(str(root)).rglob("*.py"))
     used = re.findall(r'register\(r, __package__, "([a-z_]+\.lua)"\)', code)
     assert sorted(used) == sorted(n for _, n in lua_files() if n not in ("now.lua", "payloads.lua", "marks.lua"))
+
+
+def test_the_outbox_per_batch_keys_are_pinned_and_documented():
+    k = Keys("c")
+    assert k.outbox_batch_data == "meterworker:c:outbox:batch-data"
+    assert k.outbox_ready == "meterworker:c:outbox:ready"
+    assert k.outbox_open == "meterworker:c:outbox:open"
+    assert k.outbox_stats == "meterworker:c:outbox:stats"
+    assert k.outbox_tick("q", "1764237600") == "meterworker:c:outbox:tick:q:1764237600"
+    k = Keys("{c}")
+    built = [k.outbox_batch_data, k.outbox_ready, k.outbox_open, k.outbox_stats, k.outbox_tick("{q}", "{tick}")]
+    assert [key for key in built if not re.search(rf"^\s*{re.escape(key)}(\s|$)", keys.__doc__, re.MULTILINE)] == []

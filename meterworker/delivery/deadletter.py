@@ -46,10 +46,16 @@ class DeadLetters:
             "events": events,
         }
 
+    @staticmethod
+    def encode(entry: dict[str, Any]) -> tuple[str, str, float]:
+        """(id, value, time): the entry's field in the entries hash and its score in the index."""
+        return entry["id"], json.dumps(entry), entry["last_failure"]
+
     def stage(self, pipe, entry: dict[str, Any]) -> None:
         """Adds the entry to `pipe`, so that it is written together with whatever else it holds."""
-        pipe.hset(self.entries, entry["id"], json.dumps(entry))
-        pipe.zadd(self.index, {entry["id"]: entry["last_failure"]})
+        entry_id, value, at = self.encode(entry)
+        pipe.hset(self.entries, entry_id, value)
+        pipe.zadd(self.index, {entry_id: at})
 
     def add(self, events: list[dict[str, Any]], **details) -> str:
         entry = self.build(events, **details)

@@ -1,40 +1,50 @@
 """The outbox in Redis: events waiting to be sent, and the batches under way.
 
-An event is *pending* from the moment it is added until it is delivered or dead-lettered. A
-pending event is either in the queue, waiting to be taken, or in exactly one batch; adding an
-event that is pending, or was delivered within the dedup horizon, does nothing. So no event is
-ever in two requests at once, however often a query task runs.
+A query task's events go into batches of up to batching.count events, each batch one value (its
+events' JSON) in one hash: they first fill the newest batch still open, so that small ticks of many
+queries share requests, then make new ones. A batch waits in the ready queue until it is full or its
+first event has waited `period`, and is then taken by a send worker. What a tick has in the outbox
+is logged per (query, tick) (ticklog.py): adding an event that is pending, or was delivered within
+the dedup horizon, does nothing. So no event is ever in two requests at once, however often a query
+task runs.
 
-A batch has a lease: the worker that holds it renews it before every request. When the lease
-runs out, because the worker died or because the batch waits for its next retry, a send worker's
-sweeper hands the batch out again. Each hand-out raises the batch's generation; a task whose
-generation is no longer current finds nothing to do, so a redelivered Celery message cannot make
-a batch go out twice.
+A batch has a lease: the worker that holds it renews it before every request. When the lease runs
+out, because the worker died or because the batch waits for its next retry, a send worker's sweeper
+hands the batch out again. Each hand-out raises the batch's generation; a task whose generation is
+no longer current finds nothing to do, so a redelivered Celery message cannot make a batch go out
+twice.
 
-Events leave the outbox only in the same transaction that records them delivered (with their
-dedup marks, dedup.py) or dead-lettered. Adding checks the marks in the same transaction, so an event
-taken into a batch has not been delivered by anyone: a batch's events are not looked up again. Times are Redis' clock, shared by every host. The scripts that do
-this are lua/outbox_*.lua; meterworker.keys documents the keys.
+Events are settled (recorded delivered with their dedup marks, dedup.py, or dead-lettered) in one
+script per outcome, which records the batch's settled events and counts the tick's log down, so a
+batch handed out again sends only what is left. Adding checks the marks in the same script, so an
+event taken into a batch has not been delivered by anyone: a batch's events are not looked up
+again. Times are Redis' clock, shared by every host. The scripts are lua/outbox_*.lua;
+meterworker.keys documents the keys. Batches and events of the release before (one entry per
+event) are delivered first (legacy_outbox.py).
 """
 
+import struct
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Iterator
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
 
 import orjson
 import redis
 
-from meterworker.delivery.batching import full_batches_formed, overdue, still_fresh
+from meterworker.delivery.batching import overdue, still_fresh
 from meterworker.delivery.deadletter import DeadLetters
-from meterworker.query.ids import compact_json
 from meterworker.delivery.dedup import Delivered, TickMarks, digest
+from meterworker.delivery.legacy_outbox import LegacyOutbox
+from meterworker.delivery.ticklog import TickLog, split
 from meterworker.keys import Keys
+from meterworker.query.ids import compact_json
 from meterworker.scripts import register
 
-ADD_CHUNK = 500
-MARKS_KEPT = 4  # ticks whose marks read so far an outbox keeps (see add)
+ADD_CHUNK = 5000  # events per add script call
+TICKS_KEPT = 4  # ticks whose marks and log read so far an outbox keeps (see add)
+_ANY = object()
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -48,7 +58,7 @@ def _text(value: bytes | str) -> str:
 
 @dataclass
 class Item:
-    """A pending event and where it came from."""
+    """A pending event and where it came from (`key`: its entry in the outbox of the release before)."""
 
     key: str
     event: dict[str, Any]
@@ -64,6 +74,7 @@ class Batch:
     first_failure: float | None
     items: list[Item]
     leased_at: float = 0.0  # time.monotonic() before the lease was last set in Redis
+    legacy: bool = field(default=False)  # a batch of the release before's outbox
 
 
 @dataclass
@@ -77,6 +88,33 @@ class LeaseLost(Exception):
     """Another worker holds the batch now; this one must not send it."""
 
 
+def segment_ends(query: str | None, tick: int | None) -> tuple[bytes, bytes]:
+    """The head and tail of a batch's segment of events of one (query, tick)."""
+    return b'{"query":' + orjson.dumps(query) + b',"tick":' + orjson.dumps(tick) + b',"events":[', b"]}"
+
+
+def parse_events(blob: bytes, settled: bytes = b"") -> list[Item]:
+    """The events of a batch's value, less those whose digests are in `settled`."""
+    done = set(split(settled)) if settled else None
+    items = []
+    for seg in orjson.loads(b"[" + blob + b"]"):
+        query, tick = seg["query"], seg["tick"]
+        for e in seg["events"]:
+            if done is None or digest(e) not in done:
+                items.append(Item("", e, query, tick))
+    return items
+
+
+def _packed(events: dict[bytes, dict]) -> list[bytes]:
+    """The add script's last arguments: the events' digests, where each event's JSON starts, their JSON."""
+    jsons = [orjson.dumps(e) for e in events.values()]
+    starts, at = [], 1
+    for j in jsons:
+        starts.append(at)
+        at += len(j) + 1
+    return [b"".join(events), struct.pack(f">{len(starts)}I", *starts), b",".join(jsons)]
+
+
 class Outbox:
     def __init__(self, r: redis.Redis, collector: str, delivered: Delivered, dead_letters: DeadLetters,
                  *, count: int, period: float, lease: float):
@@ -85,91 +123,134 @@ class Outbox:
         self.dead_letters = dead_letters
         self.count, self.period, self.lease = count, period, lease
         self.keys = keys = Keys(collector)
-        self.pending_key = keys.outbox_pending
-        self.queue_key = keys.outbox_queue
+        self.data_key = keys.outbox_batch_data
+        self.ready_key = keys.outbox_ready
+        self.open_key = keys.outbox_open
+        self.stats_key = keys.outbox_stats
         self.batches_key = keys.outbox_batches
         self.flush_marker = keys.outbox_flush_requested
+        self.legacy = LegacyOutbox(r, keys)
         self._add = register(r, __package__, "outbox_add.lua")
         self._take = register(r, __package__, "outbox_take.lua")
         self._resume = register(r, __package__, "outbox_resume.lua")
         self._claim = register(r, __package__, "outbox_claim.lua")
         self._renew = register(r, __package__, "outbox_renew.lua")
         self._finish = register(r, __package__, "outbox_finish.lua")
-        self._delivered = register(r, __package__, "outbox_delivered.lua")
-        self._marks: OrderedDict[tuple[str, str], TickMarks] = OrderedDict()
+        self._settle = register(r, __package__, "outbox_settle.lua")
+        self._ticks: OrderedDict[tuple[str, str], tuple[TickMarks, TickLog]] = OrderedDict()
 
-    def _batch_keys(self, batch_id: str) -> tuple[str, str]:
-        return self.keys.outbox_batch(batch_id), self.keys.outbox_batch_members(batch_id)
+    def log_key(self, query: str | None, tick: int | None) -> str:
+        return self.keys.outbox_tick(query or "", self.delivered.where(query, tick)[1])
 
     # --- the query side -----------------------------------------------------------------
 
     def add(self, events: list[dict[str, Any]], meta: dict[str, Any]) -> Added:
         """Queue events that are neither pending nor delivered; say how many full batches this made.
-        All of `events` belong to meta's query and tick (their delivered marks are looked up there)."""
+        All of `events` belong to meta's query and tick (their marks and log are looked up there).
+        meta's "run", when given, names one evaluation of the tick: its adds hold different events."""
         added = formed = 0
-        query, tick = meta.get("query"), meta.get("tick")
-        marks = self._tick_marks(*self.delivered.where(query, tick))
+        query, tick, run = meta.get("query"), meta.get("tick"), meta.get("run")
+        marks, log = self._tick(query, tick)
+        log.start(run)
+        head, tail = segment_ends(query, tick)
         for i in range(0, len(events), ADD_CHUNK):
             chunk = self.delivered.not_legacy_marked(events[i:i + ADD_CHUNK])
+            chunk = self.legacy.not_pending(chunk, event_key)
             if marks.used:  # the first call checks all of the tick's marks in the script: one round trip
                 marks.refresh()
             marks.used = True
-            args: list[Any] = [marks.field, *marks.version()]
-            for e in chunk:
-                d = digest(e)
-                if d not in marks.seen:
-                    args += [event_key(e), orjson.dumps({"event": e, "query": query, "tick": tick}), d]
-            if len(args) == 5:
-                continue
-            before, after = self._add(keys=[self.pending_key, self.queue_key, marks.key], args=args)
-            added += after - before
-            formed += full_batches_formed(before, after, self.count)
+            while True:
+                fresh: dict[bytes, dict] = {}
+                held = 0  # left out as pending by what this outbox read of the log: right if the log is unchanged
+                for e in chunk:
+                    d = digest(e)
+                    if d in marks.seen or d in fresh:
+                        continue
+                    if log.pending(d):
+                        held += 1
+                    else:
+                        fresh[d] = e
+                if not fresh:
+                    if held and not log.current():
+                        log.refresh()
+                        continue
+                    break
+                ids = [uuid.uuid4().hex[:12] for _ in range(len(fresh) // self.count + 2)]
+                args: list[Any] = [self.count, log.id, log.h, log.x, marks.field, *marks.version(), head, tail,
+                                   len(ids), *ids]
+                args += _packed(fresh)
+                got = self._add(keys=[log.key, marks.key, self.data_key, self.ready_key, self.open_key,
+                                      self.stats_key], args=args)
+                if not got[0]:  # someone else added to or dead-lettered from this tick since: read that
+                    log.refresh()
+                    continue
+                _, n, full, log_id, h, left = got
+                left = set(left)
+                log.added([d for j, d in enumerate(fresh, 1) if j not in left], log_id, h, run)
+                added += n
+                formed += full
+                break
         return Added(added, len(events) - added, formed)
 
-    def _tick_marks(self, key: str, field: str) -> TickMarks:
-        """The marks read so far of a (query, tick): a tick's slices are added one after the other."""
-        marks = self._marks.pop((key, field), None) or TickMarks(self.r, key, field)
-        self._marks[(key, field)] = marks
-        while len(self._marks) > MARKS_KEPT:
-            self._marks.popitem(last=False)
-        return marks
+    def _tick(self, query: str | None, tick: int | None) -> tuple[TickMarks, TickLog]:
+        """The marks and log read so far of a (query, tick): a tick's slices are added one after the other."""
+        where = self.delivered.where(query, tick)
+        got = self._ticks.pop(where, None) or (TickMarks(self.r, *where), TickLog(self.r, self.log_key(query, tick)))
+        self._ticks[where] = got
+        while len(self._ticks) > TICKS_KEPT:
+            self._ticks.popitem(last=False)
+        return got
 
-    def not_pending(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The events the outbox does not hold: no live worker is sending them."""
+    def not_pending(self, events: list[dict[str, Any]], query=_ANY, tick=_ANY) -> list[dict[str, Any]]:
+        """The events the outbox does not hold: no live worker is sending them. With a query and tick, only
+        that tick's log is read; without, every tick's."""
         if not events:
             return []
-        held = self.r.hmget(self.pending_key, [event_key(e) for e in events])
-        return [e for e, h in zip(events, held) if h is None]
+        events = self.legacy.not_pending(events, event_key)
+        if query is _ANY or tick is _ANY:
+            logs = [TickLog(self.r, _text(k)) for k in self.r.scan_iter(match=self.keys.outbox_tick("*", "*")
+                                                                          .replace("*:*", "*"), count=1000)]
+        else:
+            logs = [TickLog(self.r, self.log_key(query, tick))]
+        for log in logs:
+            log.refresh()
+        return [e for e in events if not any(log.pending(digest(e)) for log in logs)]
 
     # --- the send side ------------------------------------------------------------------
 
     def take(self) -> Batch | None:
-        """A new batch of the oldest events, when a full batch waits or the oldest waited `period`."""
-        batch_id = uuid.uuid4().hex[:12]
+        """The oldest ready batch, when it is full or its first event waited `period` (events of the release
+        before's outbox first)."""
         started = time.monotonic()
-        got = self._take(keys=[self.queue_key, self.pending_key, self.batches_key, *self._batch_keys(batch_id)],
-                         args=[self.count, self.period, self.lease, batch_id])
-        return self._batch(batch_id, got, started)
+        got = self._take(keys=[self.legacy.queue_key, self.ready_key, self.open_key, self.data_key,
+                               self.batches_key, self.stats_key],
+                         args=[self.count, self.period, self.lease])
+        if got == -1:
+            batch_id, got = self.legacy.take(self.count, self.period, self.lease, self.batches_key)
+            return self._legacy_batch(batch_id, got, started)
+        if not got:
+            return None
+        batch_id, blob = got
+        return Batch(_text(batch_id), 1, 1, None, parse_events(blob), started)
 
     def resume(self, batch_id: str, gen: int) -> Batch | None:
         """The batch, when generation `gen` was the one handed out; None when that hand-out is stale."""
-        batch, members = self._batch_keys(batch_id)
         started = time.monotonic()
-        got = self._resume(keys=[self.batches_key, batch, members, self.pending_key], args=[batch_id, gen, self.lease])
-        return self._batch(batch_id, got, started)
-
-    def _batch(self, batch_id: str, got, leased_at: float) -> Batch | None:
+        if not self.r.hexists(self.data_key, f"{batch_id}:gen"):
+            return self._legacy_batch(batch_id, self.legacy.resume(batch_id, gen, self.lease, self.batches_key),
+                                      started)
+        got = self._resume(keys=[self.batches_key, self.data_key], args=[batch_id, gen, self.lease])
         if not got:
             return None
-        gen, attempt, first_failure, keys, payloads = got
-        items = []
-        for key, payload in zip(keys, payloads):
-            if payload is None:
-                continue
-            p = orjson.loads(payload)
-            items.append(Item(_text(key), p["event"], p.get("query"), p.get("tick")))
+        gen, attempt, first_failure, blob, settled = got
         first = float(first_failure) if first_failure else None
-        return Batch(batch_id, int(gen), int(attempt), first, items, leased_at)
+        return Batch(batch_id, int(gen), int(attempt or 1), first, parse_events(blob, settled), started)
+
+    def _legacy_batch(self, batch_id: str, got, leased_at: float) -> Batch | None:
+        if not got:
+            return None
+        gen, attempt, first_failure, items = LegacyOutbox.items(got, Item)
+        return Batch(batch_id, gen, attempt, first_failure, items, leased_at, legacy=True)
 
     def renew(self, batch: Batch) -> None:
         """Extend the lease before a request; raises LeaseLost when another worker took the batch over.
@@ -177,53 +258,73 @@ class Outbox:
         other worker can have taken the batch over since."""
         if time.monotonic() - batch.leased_at < still_fresh(self.lease):
             return
-        batch_key, _ = self._batch_keys(batch.id)
         started = time.monotonic()
-        if not self._renew(keys=[self.batches_key, batch_key], args=[batch.id, batch.gen, self.lease]):
+        if not self._renew(keys=[self.batches_key, self.keys.outbox_batch(batch.id), self.data_key],
+                           args=[batch.id, batch.gen, self.lease]):
             raise LeaseLost(batch.id)
         batch.leased_at = started
 
-    def _resolve(self, batch: Batch, items: list[Item], stage) -> None:
-        _, members = self._batch_keys(batch.id)
-        keys = [i.key for i in items]
-        pipe = self.r.pipeline(transaction=True)
-        stage(pipe)
-        if keys:
-            pipe.hdel(self.pending_key, *keys)
-            pipe.srem(members, *keys)
-        pipe.execute()
+    def _groups(self, items: Sequence[Item]) -> tuple[list[str], list]:
+        """KEYS (marks hash, tick log) and ARGV (marks field, packed digests) of each (query, tick) of `items`."""
+        by = defaultdict(list)
+        for i in items:
+            by[(i.query, i.tick)].append(digest(i.event))
+        keys, args = [], []
+        for (query, tick), digests in by.items():
+            marks_key, marks_field = self.delivered.where(query, tick)
+            keys += [marks_key, self.log_key(query, tick)]
+            args += [marks_field, b"".join(digests)]
+        return keys, args
+
+    def _settled(self, mode: str, batch: Batch, items: Sequence[Item], ttl: float = 1,
+                 entries: Sequence[dict[str, Any]] = ()) -> bool:
+        keys, args = self._groups(items)
+        for entry in entries:
+            args += [*self.dead_letters.encode(entry)]
+        return bool(self._settle(
+            keys=[self.batches_key, self.data_key, self.stats_key, self.dead_letters.entries,
+                  self.dead_letters.index, *keys],
+            args=[mode, self.delivered.ttl_seconds(ttl), batch.id, batch.gen, len(keys) // 2, *args]))
 
     def delivered_now(self, batch: Batch, items: list[Item], ttl: float) -> bool:
-        """The sink accepted these events: mark them delivered and let them go, in one transaction.
+        """The sink accepted these events: mark them delivered and let them go, in one script.
         True when that was all that was left of the batch: it is then done, as finish() would do."""
         if not items:
             return False
-        batch_key, members = self._batch_keys(batch.id)
-        marks_keys, marks_args = self.delivered.groups(items)
-        return bool(self._delivered(
-            keys=[self.pending_key, members, self.batches_key, batch_key, *marks_keys],
-            args=[self.delivered.ttl_seconds(ttl), batch.id, batch.gen, len(marks_keys), *marks_args,
-                  *(i.key for i in items)]))
+        if batch.legacy:
+            marks_keys, marks_args = self.delivered.groups(items)
+            return self.legacy.delivered(batch.id, batch.gen, [i.key for i in items], self.delivered.ttl_seconds(ttl),
+                                         marks_keys, marks_args, self.batches_key)
+        return self._settled("delivered", batch, items, ttl)
 
     def already_delivered(self, batch: Batch, items: list[Item]) -> None:
-        self._resolve(batch, items, lambda pipe: None)
+        if batch.legacy:
+            self.legacy.resolve(batch.id, [i.key for i in items], lambda pipe: None)
+        elif items:
+            self._settled("gone", batch, items)
 
     def dead_lettered(self, batch: Batch, items: list[Item], entries: list[dict[str, Any]]) -> None:
         """Write the dead-letter entries and let their events go, in one transaction."""
+        if not batch.legacy:
+            self._settled("dead", batch, items, entries=entries)
+            return
 
         def stage(pipe):
             for entry in entries:
                 self.dead_letters.stage(pipe, entry)
 
-        self._resolve(batch, items, stage)
+        self.legacy.resolve(batch.id, [i.key for i in items], stage)
 
     def finish(self, batch: Batch, retry_in: float | None = None, first_failure: float | None = None) -> None:
         """Done with this attempt: the batch goes when nothing of it is pending, else it is due again in
         `retry_in` seconds (at once when None: some events were left unsettled)."""
-        keys = [self.batches_key, *self._batch_keys(batch.id)]
         attempt = batch.attempt + 1 if retry_in is not None else batch.attempt
         first_failure = first_failure or batch.first_failure
-        self._finish(keys=keys, args=[batch.id, batch.gen, retry_in or 0, attempt, first_failure or ""])
+        if batch.legacy:
+            self.legacy.finish(batch.id, batch.gen, retry_in or 0, attempt, first_failure or "", self.batches_key)
+            return
+        self._finish(keys=[self.batches_key, self.data_key],
+                     args=[batch.id, batch.gen, retry_in or 0, attempt, first_failure or ""])
 
     # --- the sweeper --------------------------------------------------------------------
 
@@ -232,7 +333,8 @@ class Outbox:
         now = self._now()
         for raw in self.r.zrangebyscore(self.batches_key, "-inf", now, start=0, num=limit):
             batch_id = _text(raw)
-            gen = self._claim(keys=[self.batches_key, self._batch_keys(batch_id)[0]], args=[batch_id, self.lease])
+            gen = self._claim(keys=[self.batches_key, self.keys.outbox_batch(batch_id), self.data_key],
+                              args=[batch_id, self.lease])
             if gen:
                 yield batch_id, int(gen)
 
@@ -260,17 +362,22 @@ class Outbox:
         """(events waiting to be taken, seconds the oldest of them has waited)."""
         pipe = self.r.pipeline(transaction=False)
         pipe.time()
-        pipe.zcard(self.queue_key)
-        pipe.zrange(self.queue_key, 0, 0, withscores=True)
-        (seconds, micros), size, oldest = pipe.execute()
-        age = seconds + micros / 1e6 - oldest[0][1] if oldest else 0.0
-        return size, age
+        pipe.hget(self.stats_key, "queued")
+        pipe.zrange(self.ready_key, 0, 0, withscores=True)
+        pipe.zcard(self.legacy.queue_key)
+        pipe.zrange(self.legacy.queue_key, 0, 0, withscores=True)
+        (seconds, micros), queued, oldest, legacy_size, legacy_oldest = pipe.execute()
+        since = [o[0][1] for o in (oldest, legacy_oldest) if o]
+        age = seconds + micros / 1e6 - min(since) if since else 0.0
+        return int(queued or 0) + legacy_size, age
 
     def counts(self) -> dict[str, int]:
         """Pending events, of which queued, and batches under way or waiting for a retry."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.hlen(self.pending_key)
-        pipe.zcard(self.queue_key)
+        pipe.hmget(self.stats_key, ["pending", "queued"])
+        pipe.hlen(self.legacy.pending_key)
+        pipe.zcard(self.legacy.queue_key)
         pipe.zcard(self.batches_key)
-        pending, queued, batches = pipe.execute()
-        return {"pending": pending, "queued": queued, "batches": batches}
+        (pending, queued), legacy_pending, legacy_queued, batches = pipe.execute()
+        return {"pending": int(pending or 0) + legacy_pending, "queued": int(queued or 0) + legacy_queued,
+                "batches": batches}

@@ -98,7 +98,7 @@ class InProcessRecord:
             if self.dedup is not None:
                 events = self.dedup.undelivered(events, query, tick)
             if self.outbox is not None:
-                events = self.outbox.not_pending(events)
+                events = self.outbox.not_pending(events, query, tick)
             fresh |= {id(e) for e in events}
         return [i for i in items if id(i.event) not in fresh]
 

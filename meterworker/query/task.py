@@ -3,6 +3,7 @@
 import contextvars
 import logging
 import os
+import uuid
 from concurrent import futures
 
 from meterworker.app import app
@@ -65,7 +66,7 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
 
 def _run(self, rt, query, query_name: str, tick: int, report: str | None, max_attempts: int | None) -> int | None:
     when = from_epoch(tick)
-    meta = {"query": query_name, "tick": tick}
+    meta = {"query": query_name, "tick": tick, "run": uuid.uuid4().hex}  # a run's slices hold different events
     count = 0
     handing = None  # the slice being handed over in the background, while the next one is read
     try:

@@ -1,16 +1,12 @@
 -- Hand a batch out again: a new generation and lease, when generation ARGV[2] was the one handed out.
--- KEYS: outbox batches, the batch, its members, outbox pending.
+-- KEYS: outbox batches, batch data.
 -- ARGV: batch id, generation, lease.
--- Returns {new generation, attempt, first failure, event keys, payloads}, or false when the hand-out is stale.
+-- Returns {new generation, attempt, first failure, its events, digests of its events settled}, or false
+-- when the hand-out is stale.
 -- include now.lua
--- include payloads.lua
-if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return false end
-local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-local keys = redis.call('SMEMBERS', KEYS[3])
-local payloads = payloads_of(KEYS[4], keys)
-for j = 1, #keys do
-  if not payloads[j] then redis.call('SREM', KEYS[3], keys[j]) end  -- settled elsewhere: not ours to send
-end
-local meta = redis.call('HMGET', KEYS[2], 'attempt', 'first_failure')
-return {gen, meta[1], meta[2], keys, payloads}
+local id = ARGV[1]
+if redis.call('HGET', KEYS[2], id .. ':gen') ~= ARGV[2] then return false end
+local gen = redis.call('HINCRBY', KEYS[2], id .. ':gen', 1)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+local got = redis.call('HMGET', KEYS[2], id, id .. ':attempt', id .. ':ff', id .. ':s')
+return {gen, got[2], got[3], got[1], got[4] or ''}

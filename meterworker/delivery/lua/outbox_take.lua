@@ -1,21 +1,18 @@
--- A new batch of the oldest `count` events when that many wait, or fewer when the oldest waited `period`.
--- KEYS: outbox queue, outbox pending, outbox batches, the new batch, its members.
--- ARGV: count, period, lease, batch id.
--- Returns {generation 1, attempt 1, false, event keys, payloads}, or false when no batch is due.
+-- Take the oldest ready batch when it is full or its first event waited `period`.
+-- KEYS: the queue of the release before, ready, open, batch data, outbox batches, stats.
+-- ARGV: count, period, lease.
+-- Returns -1 when events of the release before wait (legacy_take.lua takes those first), false when no
+-- batch is due, else {batch id, its events}.
 -- include now.lua
--- include payloads.lua
-local size = redis.call('ZCARD', KEYS[1])
-if size == 0 then return false end
-if size < tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if now - tonumber(oldest[2]) < tonumber(ARGV[2]) then return false end
-end
-local keys = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-for i = 1, #keys, 500 do
-  local part = {unpack(keys, i, math.min(i + 499, #keys))}
-  redis.call('ZREM', KEYS[1], unpack(part))
-  redis.call('SADD', KEYS[5], unpack(part))
-end
-redis.call('HSET', KEYS[4], 'gen', 1, 'attempt', 1)
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
-return {1, 1, false, keys, payloads_of(KEYS[2], keys)}
+if redis.call('ZCARD', KEYS[1]) > 0 then return -1 end
+local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #oldest == 0 then return false end
+local id = oldest[1]
+local size = tonumber(redis.call('HGET', KEYS[4], id .. ':c') or '0')
+if size < tonumber(ARGV[1]) and now - tonumber(oldest[2]) < tonumber(ARGV[2]) then return false end
+redis.call('ZREM', KEYS[2], id)
+if redis.call('GET', KEYS[3]) == id then redis.call('DEL', KEYS[3]) end
+redis.call('HSET', KEYS[4], id .. ':gen', 1, id .. ':attempt', 1)
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id)
+redis.call('HINCRBY', KEYS[6], 'queued', -size)
+return {id, redis.call('HGET', KEYS[4], id)}

@@ -1,4 +1,5 @@
--- Included by outbox_take.lua and outbox_resume.lua: payloads_of(pending, keys) is the payload of each
+-- Included by legacy_take.lua and legacy_resume.lua (the outbox of the release before):
+-- payloads_of(pending, keys) is the payload of each
 -- event key in the pending hash (false when it is gone), in chunks small enough for unpack().
 local function payloads_of(pending, keys)
   local out = {}

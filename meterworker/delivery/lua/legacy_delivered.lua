@@ -1,4 +1,5 @@
--- The sink accepted these events: mark them delivered and let them leave the outbox and the batch.
+-- The outbox of the release before (one entry per event). The sink accepted these events: mark them
+-- delivered and let them leave the outbox and the batch.
 -- KEYS: outbox pending, the batch's members, outbox batches, the batch, then the marks hash of each group
 -- (a query's tick).
 -- ARGV: mark ttl (seconds), batch id, generation, number of groups G, the marks field and packed digests
