@@ -156,7 +156,8 @@ def test_a_send_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(se
     assert sorted(sink.ids()) == ids(handed)
     assert not sink.duplicates()
     assert "is due again" in b.output()  # the dead worker's batches, taken over when their lease ran out
-    assert side.r.hlen("meterworker:dlv:outbox:pending") == 0
+    assert side.r.hlen("meterworker:dlv:outbox:batch-data") == 0  # no batch left in the outbox
+    assert not side.r.keys("meterworker:dlv:outbox:tick:*")  # nothing of any tick pending
     assert TOKEN not in a.output() + b.output()
 
 

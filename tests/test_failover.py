@@ -78,7 +78,8 @@ def test_every_window_is_delivered_once_through_a_failover_and_a_sigkill_of_the_
             stopped = time.time()
             primary = redis.Redis(*cluster.primary_address(), decode_responses=True)
             wait_until(lambda: primary.zcard("meterworker:fo:pending:q") == 0
-                       and primary.hlen("meterworker:fo:outbox:pending") == 0, 60, "the pipeline to drain", worker)
+                       and primary.hlen("meterworker:fo:outbox:batch-data") == 0
+                       and not primary.keys("meterworker:fo:outbox:tick:*"), 60, "the pipeline to drain", worker)
         finally:
             beat.stop()
             worker.stop()
