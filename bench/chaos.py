@@ -729,7 +729,7 @@ class Chaos:
                     self.redis_peak = max(self.redis_peak, int(info.get("used_memory_peak", 0)))
                 if now() - last_report >= 30:
                     last_report = now()
-                    pending = self.safe(lambda: self.r.hlen(f"meterworker:{COLLECTOR}:outbox:pending"), "?")
+                    pending = self.safe(lambda: self.r.hget(f"meterworker:{COLLECTOR}:outbox:stats", "pending") or 0, "?")
                     self.log(f"   status: {len(self.sink.events)} events accepted, {len(self.sink.requests)} requests, "
                              f"outbox {pending}, beat lock: {self.holder_name()}")
             except Exception as e:  # the monitor never stops the run
@@ -770,7 +770,9 @@ class Chaos:
         return True
 
     def outbox_empty(self) -> bool:
-        return self.r.hlen(f"meterworker:{COLLECTOR}:outbox:pending") == 0
+        # no batch in the outbox, nor any event of the per-event layout of the release before
+        return (self.r.hlen(f"meterworker:{COLLECTOR}:outbox:batch-data") == 0
+                and self.r.hlen(f"meterworker:{COLLECTOR}:outbox:pending") == 0)
 
     def drain(self) -> bool:
         log, a = self.log, self.args
@@ -790,7 +792,7 @@ class Chaos:
             return True
         except TimeoutError as e:
             log(f"!! not drained: {e}; pending ticks {self.safe(self.pending_ticks)}, "
-                f"outbox {self.safe(lambda: self.r.hgetall(f'meterworker:{COLLECTOR}:outbox:pending'), {})!s:.500}")
+                f"outbox {self.safe(lambda: self.r.hgetall(f'meterworker:{COLLECTOR}:outbox:stats'), {})!s:.500}")
             return False
 
     def dead_letters(self) -> list[dict]:

@@ -83,7 +83,7 @@ def finish_what_the_run_left(tmp_path, cfg, redis_url):
     r = redis.Redis.from_url(redis_url)
 
     def idle():
-        return (r.llen(QUERY_QUEUE) == 0 and r.llen(SEND_QUEUE) == 0 and r.hlen(keys.outbox_pending) == 0
+        return (r.llen(QUERY_QUEUE) == 0 and r.llen(SEND_QUEUE) == 0 and r.hlen(keys.outbox_batch_data) == 0
                 and all(r.zcard(keys.pending(q["name"])) == 0 for q in QUERIES))
 
     if idle():

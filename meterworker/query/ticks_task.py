@@ -137,9 +137,9 @@ def _deliver_backlog(rt) -> None:
     ready: the rest waits for a retry, or is being sent by others)."""
     from meterworker.delivery.task import send
 
-    if rt.redis.hlen(rt.outbox.pending_key) <= OUTBOX_HIGH:
+    if rt.outbox.counts()["pending"] <= OUTBOX_HIGH:
         return
-    while rt.redis.hlen(rt.outbox.pending_key) > OUTBOX_LOW:
+    while rt.outbox.counts()["pending"] > OUTBOX_LOW:
         if not send():
             return
 
