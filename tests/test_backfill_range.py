@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from datetime import datetime, timezone
 
 import httpx
@@ -104,6 +105,28 @@ def test_range_backfill_events_equal_one_instant_query_per_tick(tmp_path, promql
         assert 1 <= n_range <= 4 and n_instant == 0, requests
     else:
         assert n_range == 0 and n_instant == len(tick_list), requests
+
+
+def test_ticks_evaluated_in_the_last_five_minutes_are_asked_by_instant_queries(tmp_path, promql_backend):
+    """A store may answer the newest points of a range short (VictoriaMetrics' -search.latencyOffset): a backfill up
+    to now asks range queries only for ticks evaluated 5 minutes ago or more, the rest an instant query each."""
+    offset, every = 5, 10
+    promql = CLOCK.replace("{step}", "5s")
+    cfg = write_config(tmp_path / "c.yaml", promql_backend.url, "http://127.0.0.1:9",
+                       [{"name": "clock", "promql": promql}], schedule=f"@every {every}s", offset=f"{offset}s")
+    before = time.time()
+    end = int(before) // every * every
+    start = end - 1200
+    got, err = backfill(cfg, start, end)
+    after = time.time()
+    oracle, tick_list = instant_oracle(promql_backend.url, promql, f"@every {every}s", "UTC", start, end, offset)
+    assert by_window(got) == oracle
+    requests = err.rsplit("Prometheus requests: ", 1)[1].split("\n", 1)[0]
+    n_range, n_instant = int(requests.split(" range")[0]), int(requests.split(", ")[1].split(" instant")[0])
+    # the command's cutoff is somewhere between 300 s before it started and 300 s before it ended
+    fewest = sum(1 for t in tick_list if t - offset > after - 300)
+    most = sum(1 for t in tick_list if t - offset > before - 300)
+    assert n_range >= 1 and fewest <= n_instant <= most, (requests, fewest, most)
 
 
 def test_backfill_through_the_workers_asks_range_queries_and_delivers_the_same_events(

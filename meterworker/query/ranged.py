@@ -3,6 +3,7 @@ an instant query per tick elsewhere. Each tick's events are those of one instant
 same evaluation time (tick - query_offset), window, `$__interval` and ids."""
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,6 +18,11 @@ from meterworker.schedule.backfill import window_lengths
 from meterworker.schedule.windows import Window
 
 log = logging.getLogger(__name__)
+
+# Range queries only where the evaluation time is at least this old: a store may answer the newest points of
+# a range short or late (VictoriaMetrics out of the box leaves out or repeats points of its last 30s, its
+# -search.latencyOffset, whatever nocache says), where an instant query is evaluated at the time asked.
+SETTLED = 300.0
 
 
 @dataclass
@@ -35,14 +41,30 @@ class Requests:
 
 def evaluate_ticks(config, prometheus, query, schedule, ticks: Iterable[int], requests: Requests | None = None,
                    fall_back: Callable[[PrometheusError], bool] = lambda e: True,
-                   ranged: bool = True) -> Iterator[TickOutcome]:
+                   ranged: bool = True, now: float | None = None) -> Iterator[TickOutcome]:
     """The outcome of every tick of `ticks` (ascending Unix seconds), in order. A range request that fails is
     asked again tick by tick when `fall_back(error)` says so; otherwise its ticks are outcomes with the error.
-    `ranged=False`: an instant query per tick."""
+    Ticks evaluated less than SETTLED before `now`, and all of them with `ranged=False`: an instant query each."""
     requests = requests if requests is not None else Requests()
-    if query.is_counter or not ranged:  # counter mode asks its own range queries, tick by tick
+    if query.is_counter or not ranged:  # counter mode asks its own queries, tick by tick
         yield from _instants(config, prometheus, query, schedule, ticks, requests)
         return
+    ticks, recent = iter(ticks), []
+    cutoff = (time.time() if now is None else now) - SETTLED + config.input.prometheus.query_offset
+
+    def settled():
+        for tick in ticks:  # ascending: the first recent tick ends the settled ones
+            if tick > cutoff:
+                recent.append(tick)
+                return
+            yield tick
+
+    yield from _ranged(config, prometheus, query, schedule, settled(), requests, fall_back)
+    if recent:
+        yield from _instants(config, prometheus, query, schedule, [*recent, *ticks], requests)
+
+
+def _ranged(config, prometheus, query, schedule, ticks, requests: Requests, fall_back) -> Iterator[TickOutcome]:
     per_request = FIRST_REQUEST_TICKS
     for stretch in stretches(window_lengths(schedule, ticks)):
         if stretch.count < MIN_STRETCH:
