@@ -15,6 +15,7 @@ from meterworker.query.counter.plan import (
     resolve_query, batch_selector,
 )
 from meterworker.query.counter.selector import Selector, parse_selector
+from meterworker.query.mapping import ResultTypeError
 
 Labels = dict[str, str]
 Instant = Callable[[str, datetime], Iterable[tuple[Labels, str]]]
@@ -52,10 +53,31 @@ class Plan:
         return cls(parse_selector(counter), Window(start, end, max_gap), new_series == "count")
 
 
+class SameLabelsError(ResultTypeError):
+    """The selector matched series that differ only by metric name: their growth cannot be told apart."""
+
+
 def series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps,
                   ranged: Ranged | None = None) -> Iterator[tuple[Labels, float]]:
-    """(labels, growth) for every series with a sample in the window: the ones settled by their boundary
-    samples as they come, then the others."""
+    """(labels without the metric name, growth) for every series with a sample in the window: the ones settled
+    by their boundary samples as they come, then the others. last_over_time() keeps the metric name where
+    the other functions drop it, so the path a series takes would otherwise show in its labels (and id)."""
+    several_names = plan.selector.metric is None
+    seen: set[tuple] = set()
+    for labels, value in _series_growth(plan, instant, matrix, gaps, ranged):
+        if "__name__" in labels:
+            labels = {k: v for k, v in labels.items() if k != "__name__"}
+        if several_names:
+            key = labels_key(labels)
+            if key in seen:
+                raise SameLabelsError(f"counter {plan.selector.promql()}: several series with the labels {labels} "
+                                      "differ only by metric name; narrow the selector to one metric name")
+            seen.add(key)
+        yield labels, value
+
+
+def _series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps,
+                   ranged: Ranged | None = None) -> Iterator[tuple[Labels, float]]:
     sel, w = plan.selector.promql(), plan.window
     escalated: list[Labels] = []
     if ranged is not None and w.seconds <= w.max_gap:
