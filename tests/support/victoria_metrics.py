@@ -70,8 +70,8 @@ class VictoriaMetricsServer(PromQLApi):
     values() and wait_for() speak the Prometheus API at ``url``. ``wait_for_scrape()``
     blocks until every target has been scraped (``up == 1``); wait_for() and flush() make
     new series searchable at once instead of after VictoriaMetrics' ~10s index flush. The flags in QUERY_FLAGS
-    (no result cache, no query_range alignment, no 30s latency offset) are always given;
-    `extra_flags` adds more. stop() then start() restarts it on the same port and data
+    (no result cache, no query_range alignment, no 30s latency offset) are given unless `query_flags`
+    replaces them (``query_flags=()``: VictoriaMetrics as it comes out of the box); `extra_flags` adds more. stop() then start() restarts it on the same port and data
     directory; close() (or leaving the ``with`` block) stops it and removes the temp dir.
     """
 
@@ -83,12 +83,14 @@ class VictoriaMetricsServer(PromQLApi):
         *,
         port: int | None = None,
         extra_flags: Sequence[str] = (),
+        query_flags: Sequence[str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         self.binary = find_victoria_metrics(binary)
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
         self.extra_flags = list(extra_flags)
+        self.query_flags = list(QUERY_FLAGS if query_flags is None else query_flags)
         self.startup_timeout = startup_timeout
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="mw-victoria-metrics-"))
@@ -110,7 +112,7 @@ class VictoriaMetricsServer(PromQLApi):
             f"-httpListenAddr={HOST}:{self.port}",
             f"-storageDataPath={self.data_dir}",
             f"-promscrape.config={self.config_path}",
-            *QUERY_FLAGS,
+            *self.query_flags,
             *self.extra_flags,
         ]
 

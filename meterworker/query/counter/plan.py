@@ -1,9 +1,11 @@
 """What counter mode asks Prometheus for one window (start, end]: PromQL text only.
 
-When the window is no longer than max_gap, two queries settle almost every series: the range query
-boundary_query (steps start and end, one window apart) gives each series' last sample at or before the
-start and at or before the end, and flagged_query the few series with a reset from one window before the
-start to the end. Where neither flags a series, no sample between the two is below the one before it, so
+When the window is no longer than max_gap, two instant queries settle almost every series: boundary_query
+gives each series' last sample at or before the start and at or before the end (two rows per series, told
+apart by PART), and flagged_query the few series with a reset from one window before the start to the end.
+Both are instant queries with `@`: a range query would do as well on Prometheus, but VictoriaMetrics (out of
+the box, -search.latencyOffset 30s) answers a range query that ends less than 30s ago without its last
+points, or with the earlier points repeated, which would bill a recent window short. Where neither flags a series, no sample between the two is below the one before it, so
 the growth is their difference. The rest (a reset, no sample within one window before the start: a new
 series, a scrape gap) are resolved per series (resolve_query, history_query), their raw samples fetched
 (raw_query) only where the window itself holds a reset. A window longer than max_gap asks main_query,
@@ -41,8 +43,12 @@ class Window:
 
 
 def boundary_query(sel: str, w: Window) -> str:
-    """A range query from w.start to w.end with step w.seconds: each series' last sample at or before each."""
-    return f"last_over_time({sel}[{_ms(w.seconds)}])"
+    """Evaluated at w.end: each series' last sample within one window at or before the start (PART "s") and
+    at or before the end (PART "e")."""
+    win = _ms(w.seconds)
+    at_start = _part("s", f"last_over_time({sel}[{win}] @ {_at(w.start)})")
+    at_end = _part("e", f"last_over_time({sel}[{win}] @ {_at(w.end)})")
+    return f"{at_start} or {at_end}"
 
 
 def flagged_query(sel: str, w: Window) -> str:
