@@ -8,7 +8,7 @@ import pytest
 
 from meterworker.config import ConfigError, parse_config
 from meterworker.query.counter.compute import Gaps, Plan, _raw_samples, group, series_growth
-from meterworker.query.counter.plan import PART, Window
+from meterworker.query.counter.plan import Window
 from meterworker.query.mapping import ResultTypeError
 from meterworker.query.counter.growth import Start, boundary_growth, growth
 from meterworker.query.counter.selector import SelectorError, parse_selector
@@ -171,9 +171,9 @@ def _boundary_answers(series):
     start, end = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc), datetime(2026, 12, 1, 10, 1, tzinfo=timezone.utc)
 
     def instant(promql, at):
-        if not promql.startswith("label_replace(last_over_time("):
+        if promql.startswith("resets("):
             return []  # flagged_query: no resets
-        return [({**labels, PART: part}, str(value)) for labels, a, b in series for part, value in (("s", a), ("e", b))]
+        return [(labels, str(b - a)) for labels, a, b in series]  # boundary_query
 
     return start, end, instant, (lambda promql, at: [])
 

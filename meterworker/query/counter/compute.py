@@ -80,18 +80,12 @@ def _series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps) -> 
     escalated: list[Labels] = []
     if w.seconds <= w.max_gap:
         flagged = {labels_key(labels) for labels, _ in instant(flagged_query(sel, w), w.end)}
-        bounds: dict[tuple, list] = {}  # the labels, the metric name too -> [labels, at start, at end]
         for labels, raw in instant(boundary_query(sel, w), w.end):
-            part = labels.pop(PART, None)
-            entry = bounds.setdefault(tuple(sorted(labels.items())), [labels, None, None])
-            entry[1 if part == "s" else 2] = float(raw)
-        for labels, at_start, at_end in bounds.values():
-            if at_end is None:
-                continue  # no sample in the window
-            if at_start is None or labels_key(labels) in flagged:
+            value = float(raw)
+            if value == ESCALATE or labels_key(labels) in flagged:
                 escalated.append(labels)
             else:
-                yield labels, at_end - at_start
+                yield labels, value
     else:
         for labels, raw in instant(main_query(sel, w), w.end):
             value = float(raw)

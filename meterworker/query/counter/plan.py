@@ -1,11 +1,12 @@
 """What counter mode asks Prometheus for one window (start, end]: PromQL text only.
 
 When the window is no longer than max_gap, two instant queries settle almost every series: boundary_query
-gives each series' last sample at or before the start and at or before the end (two rows per series, told
-apart by PART), and flagged_query the few series with a reset from one window before the start to the end.
-Both are instant queries with `@`: a range query would do as well on Prometheus, but VictoriaMetrics (out of
-the box, -search.latencyOffset 30s) answers a range query that ends less than 30s ago without its last
-points, or with the earlier points repeated, which would bill a recent window short. Where neither flags a series, no sample between the two is below the one before it, so
+gives each series' last sample at or before the end minus its last one at or before the start (ESCALATE for
+a series without the latter), and flagged_query the few series with a reset from one window before the
+start to the end. Both are instant queries with `@`: a range query for the two boundary samples would do as
+well on Prometheus, but VictoriaMetrics (out of the box, -search.latencyOffset 30s) answers a range query
+that ends less than 30s ago without its last points, or with the earlier points repeated, which would bill
+a recent window short. Where neither flags a series, no sample between the two is below the one before it, so
 the growth is their difference. The rest (a reset, no sample within one window before the start: a new
 series, a scrape gap) are resolved per series (resolve_query, history_query), their raw samples fetched
 (raw_query) only where the window itself holds a reset. A window longer than max_gap asks main_query,
@@ -43,12 +44,12 @@ class Window:
 
 
 def boundary_query(sel: str, w: Window) -> str:
-    """Evaluated at w.end: each series' last sample within one window at or before the start (PART "s") and
-    at or before the end (PART "e")."""
+    """Evaluated at w.end, for each series with a sample in the window: its last sample minus its last one
+    within one window before the start, or ESCALATE when it has none there."""
     win = _ms(w.seconds)
-    at_start = _part("s", f"last_over_time({sel}[{win}] @ {_at(w.start)})")
-    at_end = _part("e", f"last_over_time({sel}[{win}] @ {_at(w.end)})")
-    return f"{at_start} or {at_end}"
+    last = f"last_over_time({sel}[{win}] @ {_at(w.end)})"
+    base = f"last_over_time({sel}[{win}] @ {_at(w.start)})"
+    return f"({last} - {base}) or ({last} * 0 + {ESCALATE})"
 
 
 def flagged_query(sel: str, w: Window) -> str:
