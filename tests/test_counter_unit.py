@@ -171,8 +171,8 @@ def _boundary_answers(series):
     start, end = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc), datetime(2026, 12, 1, 10, 1, tzinfo=timezone.utc)
 
     def instant(promql, at):
-        if promql.startswith("resets("):
-            return []  # flagged_query: no resets
+        if promql.startswith("resets(") or " unless " in promql:
+            return []  # flagged_query, unbased_query: no resets, every series has a baseline
         return [(labels, str(b - a)) for labels, a, b in series]  # boundary_query
 
     return start, end, instant, (lambda promql, at: [])

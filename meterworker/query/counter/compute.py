@@ -6,6 +6,7 @@ caller's (HTTP lives outside this package).
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Iterator
@@ -13,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 from meterworker.query.counter.growth import Start, boundary_growth, growth
 from meterworker.query.counter.plan import (
     ESCALATE, PART, Window, boundary_query, flagged_query, history_query, labels_key, main_query, raw_query,
-    resolve_query, batch_selector,
+    resolve_query, batch_selector, unbased_query,
 )
 from meterworker.query.counter.selector import Selector, parse_selector
 from meterworker.query.mapping import ResultTypeError
@@ -79,13 +80,18 @@ def _series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps) -> 
     sel, w = plan.selector.promql(), plan.window
     escalated: list[Labels] = []
     if w.seconds <= w.max_gap:
-        flagged = {labels_key(labels) for labels, _ in instant(flagged_query(sel, w), w.end)}
-        for labels, raw in instant(boundary_query(sel, w), w.end):
-            value = float(raw)
-            if value == ESCALATE or labels_key(labels) in flagged:
-                escalated.append(labels)
-            else:
-                yield labels, value
+        with ThreadPoolExecutor(2, thread_name_prefix="meterworker-counter") as pool:
+            asked = pool.submit(lambda: {labels_key(labels) for labels, _ in instant(flagged_query(sel, w), w.end)})
+            unbased = pool.submit(lambda: [labels for labels, _ in instant(unbased_query(sel, w), w.end)])
+            flagged = None
+            for labels, raw in instant(boundary_query(sel, w), w.end):
+                if flagged is None:
+                    flagged = asked.result()
+                if labels_key(labels) in flagged:
+                    escalated.append(labels)
+                else:
+                    yield labels, float(raw)
+            escalated += unbased.result()
     else:
         for labels, raw in instant(main_query(sel, w), w.end):
             value = float(raw)

@@ -1,9 +1,10 @@
 """What counter mode asks Prometheus for one window (start, end]: PromQL text only.
 
-When the window is no longer than max_gap, two instant queries settle almost every series: boundary_query
-gives each series' last sample at or before the end minus its last one at or before the start (ESCALATE for
-a series without the latter), and flagged_query the few series with a reset from one window before the
-start to the end. Both are instant queries with `@`: a range query for the two boundary samples would do as
+When the window is no longer than max_gap, three instant queries, asked at once, settle almost every series:
+boundary_query gives each series' last sample at or before the end minus its last one at or before the
+start, unbased_query the few series with a sample in the window but none in the window before it, and
+flagged_query the few series with a reset from one window before the start to the end. All are instant
+queries with `@`: a range query for the two boundary samples would do as
 well on Prometheus, but VictoriaMetrics (out of the box, -search.latencyOffset 30s) answers a range query
 that ends less than 30s ago without its last points, or with the earlier points repeated, which would bill
 a recent window short. Where neither flags a series, no sample between the two is below the one before it, so
@@ -43,13 +44,22 @@ class Window:
         return (self.end - self.start).total_seconds()
 
 
-def boundary_query(sel: str, w: Window) -> str:
-    """Evaluated at w.end, for each series with a sample in the window: its last sample minus its last one
-    within one window before the start, or ESCALATE when it has none there."""
+def _boundaries(sel: str, w: Window) -> tuple[str, str]:
     win = _ms(w.seconds)
-    last = f"last_over_time({sel}[{win}] @ {_at(w.end)})"
-    base = f"last_over_time({sel}[{win}] @ {_at(w.start)})"
-    return f"({last} - {base}) or ({last} * 0 + {ESCALATE})"
+    return f"last_over_time({sel}[{win}] @ {_at(w.end)})", f"last_over_time({sel}[{win}] @ {_at(w.start)})"
+
+
+def boundary_query(sel: str, w: Window) -> str:
+    """Evaluated at w.end: each series' last sample in the window minus its last one within one window at or
+    before the start (series without either are not in the answer)."""
+    last, base = _boundaries(sel, w)
+    return f"{last} - {base}"
+
+
+def unbased_query(sel: str, w: Window) -> str:
+    """Evaluated at w.end: the series with a sample in the window but none within one window before it."""
+    last, base = _boundaries(sel, w)
+    return f"{last} unless {base}"
 
 
 def flagged_query(sel: str, w: Window) -> str:
@@ -133,5 +143,5 @@ def labels_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART)))
 
 
-__all__ = ["boundary_query", "flagged_query", "ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
+__all__ = ["boundary_query", "unbased_query", "flagged_query", "ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
            "raw_query", "resolve_query", "series_selector", "batch_selector"]
