@@ -83,7 +83,7 @@ def main() -> int:
             plan = Plan.of("mw_calls_total", utc(s), utc(e), 3600.0)
             counter = sum(v for _, v in series_growth(
                 plan, lambda q, at: raw_samples.instant(client, q, at), lambda q, at: raw_samples.matrix(client, q, at),
-                Gaps(), lambda q, a, b, st: raw_samples.range_series(client, q, a, b, st)))
+                Gaps()))
             raw = prom.query(f"mw_calls_total[{WINDOW + 60}s]", e)["result"]
             samples = [(float(ts), int(v)) for ts, v in raw[0]["values"]] if raw else []
             prev = ([v for ts, v in samples if ts <= s] or [0])[-1]

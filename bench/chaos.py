@@ -33,6 +33,10 @@ after the run at each tick's evaluation time:
   missing     a (query, window, series) for which Prometheus has a result but the sink has no event
   mismatched  a delivered value different from Prometheus' answer, or an event for a window and
               series Prometheus has no result for
+  (the counter-mode query `calls`, on integer counters of their own target, is checked against its raw
+  samples instead, `mw_calls_total[...]` read with plain httpx (bench/counter_oracle.py): per window, the
+  growth by issue 12's rule; and per series, the delivered windows of the run must add up exactly to the
+  samples' growth over the whole run, across a Prometheus outage too)
   doubled     one window of one series delivered under two different ids
   duplicates  event ids accepted more than once, each explained (a copy of a request the sink
               accepted after meterworker had timed out, or one whose answer a SIGKILL or Redis
@@ -77,7 +81,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.counter_oracle import raw_samples, window_growth  # noqa: E402
 from tests.support import CounterExporter, OpenMeterSink, PrometheusServer  # noqa: E402
+from tests.support.counters import IntegerCounters  # noqa: E402
 from tests.support.mwproc import Proc, celery, meterworker  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.sink import _Refuse  # noqa: E402
@@ -89,6 +95,7 @@ QUERIES = [
     {"name": "requests", "promql": "increase(mw_requests_total[$__interval])"},
     {"name": "sessions", "promql": "mw_active_sessions"},
     {"name": "burst", "promql": "increase(mw_burst_total[$__interval])"},
+    {"name": "calls", "counter": "mw_calls_total"},  # counter mode, on integer counters
 ]
 ALL_FAULTS = ["kill-query", "kill-send", "kill-beat", "prometheus-down", "sink-503", "sink-hang",
               "sink-reject", "redis-restart", "redis-kill", "redis-failover", "burst"]
@@ -478,6 +485,7 @@ class Result:
     requests: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     examples: dict = field(default_factory=dict)
+    counter_totals: dict = field(default_factory=dict)  # counter query -> customer -> delivered, raw_growth
     command: str = ""
     versions: dict = field(default_factory=dict)
 
@@ -528,9 +536,12 @@ class Chaos:
             log(f"redis-server {self.redis.binary} on port {self.redis.port}, AOF (appendfsync {fsync}) "
                 f"in {self.redis.dir}")
         self.exporter = CounterExporter(self.customers, burst_rate=1.0).start()
-        self.prometheus = PrometheusServer([self.exporter.host_port], scrape_interval="1s")
+        self.counters = IntegerCounters({c: i + 1 for i, c in enumerate(self.customers)}).start()
+        self.prometheus = PrometheusServer([self.exporter.host_port, self.counters.host_port], scrape_interval="1s")
+        self.prometheus_started = now()
         self.prometheus.start()
-        log(f"prometheus on {self.prometheus.url} scraping the exporter ({len(self.customers)} customers) every 1s")
+        log(f"prometheus on {self.prometheus.url} scraping the exporter ({len(self.customers)} customers) and "
+            f"their integer counters every 1s")
         self.sink = ChaosSink().start()
         (self.workdir / "celeryconfig.py").write_text(CELERYCONFIG)
         self.config_path = self.write_config()
@@ -538,6 +549,7 @@ class Chaos:
                "PYTHONUNBUFFERED": "1"}
         self.fleet = Fleet(self.workdir, env, log)
         self.prometheus.wait_for("mw_active_sessions", timeout=30)
+        self.prometheus.wait_for("mw_calls_total", timeout=30)
         for m in self.fleet.by_role("query") + self.fleet.by_role("send"):
             self.fleet.start(m.name)
         self.wait(lambda: all(self.fleet.ready(m.name) for m in self.fleet.members.values() if m.role != "beat"),
@@ -810,6 +822,7 @@ class Chaos:
     def shutdown(self) -> None:
         self.stop_monitor.set()
         for part in (lambda: self.fleet.stop(), self.prometheus.close, self.sink.stop, self.exporter.stop,
+                     self.counters.stop,
                      self.redis.stop):
             try:
                 part()
@@ -854,17 +867,15 @@ class Chaos:
         replayed = 0
         for q in QUERIES:
             stats = Counter()
+            samples = self.counter_samples(q) if "counter" in q else None
             for tick in ticks:
-                promql = self.oracle.promql(q["promql"])
-                data = self.prometheus.query(promql, self.oracle.evaluated_at(tick))
                 start = datetime.fromtimestamp(self.oracle.window_start(tick), timezone.utc).strftime(
                     "%Y-%m-%dT%H:%M:%SZ")
-                expected = {}
-                for s in data["result"]:
-                    value = float(s["value"][1])
-                    if not math.isfinite(value) or not s["metric"].get("instance"):
-                        continue
-                    expected[(q["name"], start, json.dumps(s["metric"], sort_keys=True))] = value
+                if samples is None:
+                    expected = self.expected_of_promql(q, tick, start)
+                else:
+                    expected = {(q["name"], start, key): value for key, value in
+                                self.expected_of_counter(samples, tick).items()}
                 delivered_here = {k for k in deliveries if k[0] == q["name"] and k[1] == start}
                 stats["windows"] += 1
                 stats["expected"] += len(expected)
@@ -894,6 +905,8 @@ class Chaos:
                     unexpected.append({"query": q["name"], "tick": iso(tick), "series": key[2],
                                        "delivered": sorted({g[2] for g in deliveries[key]})})
             res.per_query[q["name"]] = dict(stats)
+            if samples is not None:
+                res.counter_totals[q["name"]] = self.counter_totals(q, samples, ticks, deliveries)
         totals = Counter()
         for stats in res.per_query.values():
             totals.update(stats)
@@ -960,8 +973,54 @@ class Chaos:
             p.append(f"{len(unexplained)} duplicate copies without a fault to explain them")
         if self.first_tick > self.last_tick:
             p.append("no tick to check: the run was too short")
+        for name, rows in res.counter_totals.items():
+            unequal = [c for c, row in rows.items() if not row["equal"]]
+            if unequal or not rows:
+                p.append(f"counter query {name}: delivered windows do not add up to the raw growth for "
+                         f"{', '.join(unequal) or 'any series (none found)'}")
         res.ok = not p
         return res
+
+    def expected_of_promql(self, q: dict, tick: int, start: str) -> dict[tuple, float]:
+        """Prometheus' answer to the query at the tick's evaluation time, per (query, window start, series)."""
+        data = self.prometheus.query(self.oracle.promql(q["promql"]), self.oracle.evaluated_at(tick))
+        expected = {}
+        for s in data["result"]:
+            value = float(s["value"][1])
+            if not math.isfinite(value) or not s["metric"].get("instance"):
+                continue
+            expected[(q["name"], start, json.dumps(s["metric"], sort_keys=True))] = value
+        return expected
+
+    def counter_samples(self, q: dict) -> dict[str, list]:
+        """Every raw sample of a counter query's selector since Prometheus started (its data is the run's own,
+        so a series without a sample before a window is a new one)."""
+        return raw_samples(self.prometheus.url, q["counter"], self.prometheus_started - 5,
+                           self.oracle.evaluated_at(self.last_tick))
+
+    def expected_of_counter(self, samples: dict[str, list], tick: int) -> dict[str, float]:
+        """Per series with a sample in the tick's window, its growth there."""
+        start, end = self.oracle.window_start(tick), self.oracle.evaluated_at(tick)
+        grown = {key: window_growth(points, start, end) for key, points in samples.items()}
+        return {key: value for key, value in grown.items() if value is not None}
+
+    def counter_totals(self, q: dict, samples: dict[str, list], ticks: list[int], deliveries: dict) -> dict:
+        """Per series: the sum of the delivered windows of the checked ticks (each window once), and the
+        growth of the raw samples over the whole span those windows tile."""
+        starts = {datetime.fromtimestamp(self.oracle.window_start(t), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                  for t in ticks}
+        delivered: dict[str, float] = defaultdict(float)
+        for (name, start, key), got in deliveries.items():
+            if name == q["name"] and start in starts:
+                delivered[key] += got[0][2]
+        span = (self.oracle.window_start(ticks[0]), self.oracle.evaluated_at(ticks[-1])) if ticks else (0, 0)
+        rows = {}
+        for key in sorted(set(samples) | set(delivered)):
+            raw = window_growth(samples.get(key, []), *span) or 0
+            customer = json.loads(key).get("customer", key)
+            rows[customer] = {"delivered": delivered.get(key, 0), "raw_growth": raw,
+                              "equal": delivered.get(key, 0) == raw}
+        return rows
 
     def fault_near(self, times: list[float], kinds: tuple[str, ...], slack: float = 3.0) -> str | None:
         for f in self.faults:
@@ -1011,6 +1070,12 @@ def report(res: Result) -> str:
         lines.append(f"  {name:<10} {s.get('windows', 0):>8} {s.get('expected', 0):>9} {s.get('delivered', 0):>10} "
                      f"{s.get('missing', 0):>8} {s.get('duplicated', 0):>11} {s.get('mismatched', 0):>11} "
                      f"{s.get('unexpected', 0):>11} {s.get('doubled', 0):>8}")
+    for name, rows in res.counter_totals.items():
+        same = sum(row["equal"] for row in rows.values())
+        lines += ["", f"counter query {name}: per series, the delivered windows' sum against the raw samples' growth "
+                      f"over the run: {same} of {len(rows)} equal"]
+        lines += [f"  {c:<10} delivered {row['delivered']:>12.10g}  raw growth {row['raw_growth']:>12.10g}"
+                  f"{'' if row['equal'] else '  DIFFERENT'}" for c, row in rows.items()]
     d = res.duplicates
     lines += ["", f"duplicates (ids the sink accepted more than once): {d.get('ids', 0)} ids, "
                   f"{d.get('extra_copies', 0)} extra copies"]

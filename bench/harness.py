@@ -262,9 +262,9 @@ def worker_peak(rss: dict[str, float]) -> float:
 # --- meterworker ----------------------------------------------------------------------------------
 
 def write_config(path: Path, prometheus_url: str, sink_url: str, redis_url: str, queries: list[dict], *,
-                 count: int = 100, in_flight: int = 64, period: str = "1s") -> Path:
+                 count: int = 100, in_flight: int = 64, period: str = "1s", settings: dict | None = None) -> Path:
     cfg = {
-        "meterworker": {"name": "bench", "redis_url": redis_url},
+        "meterworker": {"name": "bench", "redis_url": redis_url, **(settings or {})},
         "input": {"prometheus": {"url": prometheus_url, "schedule": "@every 1m", "query_offset": "0s",
                                  "timeout": "300s", "queries": [{"query": q} for q in queries]}},
         "output": {"http_client": {"url": f"{sink_url}/api/v1/events", "max_in_flight": in_flight,

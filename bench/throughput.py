@@ -10,6 +10,9 @@ the baseline (bench/baseline.py) runs in the same run, order alternating. Prints
 `--scenario counter`: the same tick of the same counter data (bench/dataset.py counter blocks: 13 samples per
 series, one in 1,000 reset in the window, one in 5,000 new) as a `counter:` query and as an instant `promql:`
 query (increase(...[$__interval])), alternating, each tick to last event at the sink; prints the ratio.
+
+`--scenario replicated`: the instant query's tick on a replicated Redis (Sentinel), with and without WAIT
+(bench/throughput_replicated.py).
 """
 
 from __future__ import annotations
@@ -286,11 +289,19 @@ def main(argv=None) -> int:
     p.add_argument("--series", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--http", choices=tuple(HTTP_CHOICES), default="transport", help=HTTP_HELP)
-    p.add_argument("--scenario", choices=("instant", "counter"), default="instant",
+    p.add_argument("--scenario", choices=("instant", "counter", "replicated"), default="instant",
                    help="instant: one promql query against the baseline; counter: a counter query against the "
-                        "same tick as an instant promql query")
+                        "same tick as an instant promql query; replicated: the instant query on a Sentinel "
+                        "deployment with redis_min_replicas 1 against 0 (bench/throughput_replicated.py)")
     harness.worker_options(p)
     args = p.parse_args(argv)
+    if args.scenario == "replicated":
+        from .throughput_replicated import measure_replicated, print_replicated_report
+
+        r = measure_replicated(args.series, args.runs, args.concurrency, keep=args.keep, pool=args.pool)
+        print_replicated_report(r)
+        harness.write_json(args.json, r)
+        return 0
     if args.scenario == "counter":
         r = measure_counter(args.series, args.runs, args.concurrency, keep=args.keep, pool=args.pool)
         print_counter_report(r)

@@ -1,7 +1,8 @@
 """The chaos run, short: 50 seconds of ticks with a worker, a pool process, the active beat and Redis killed or
 restarted, and Prometheus stopped; every window from the first to the last tick is billed once and with
-Prometheus' value. The full run (10 minutes, every fault) is `python bench/chaos.py --duration 600 --seed N`;
-see docs/reliability.md."""
+Prometheus' value, and the counter-mode query's windows add up per series to the raw samples' growth.
+The full run (10 minutes, every fault) is `python bench/chaos.py --duration 600 --seed N`; see
+docs/reliability.md."""
 
 import json
 import subprocess
@@ -33,6 +34,11 @@ def test_a_short_chaos_run_bills_every_window_exactly_once(tmp_path):
     assert totals.get("missing", 0) == 0 and totals.get("mismatched", 0) == 0 and totals.get("unexpected", 0) == 0
     assert res["duplicates"]["unexplained"] == 0 and res["dead_letters"]["events"] == 0, report
     assert all(f["injected"] for f in res["faults"]) and len(res["faults"]) == 5, report
+    # counter mode: per series, the delivered windows add up to the raw samples' growth, the outage included
+    calls = res["counter_totals"]["calls"]
+    assert len(calls) == 5 and all(row["raw_growth"] > 0 and row["delivered"] == row["raw_growth"]
+                                   for row in calls.values()), report
+    assert res["per_query"]["calls"]["delivered"] == res["per_query"]["calls"]["expected"] > 0, report
 
 
 def test_the_chaos_oracle_computes_windows_on_its_own():

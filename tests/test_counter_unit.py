@@ -2,11 +2,14 @@
 
 import itertools
 import random
+from datetime import datetime, timezone
 
 import pytest
 
 from meterworker.config import ConfigError, parse_config
-from meterworker.query.counter.compute import group
+from meterworker.query.counter.compute import Gaps, Plan, _raw_samples, group, series_growth
+from meterworker.query.counter.plan import Window
+from meterworker.query.mapping import ResultTypeError
 from meterworker.query.counter.growth import Start, boundary_growth, growth
 from meterworker.query.counter.selector import SelectorError, parse_selector
 
@@ -161,3 +164,39 @@ def test_a_counter_query_loads_with_its_defaults():
 ])
 def test_a_broken_counter_query_names_the_field(query, expected):
     assert problem(query).startswith(expected)
+
+
+def _boundary_answers(series):
+    """series_growth's Prometheus calls answered from (labels, at_start, at_end) triples: no resets flagged."""
+    start, end = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc), datetime(2026, 12, 1, 10, 1, tzinfo=timezone.utc)
+
+    def instant(promql, at):
+        if promql.startswith("resets(") or " unless " in promql:
+            return []  # flagged_query, unbased_query: no resets, every series has a baseline
+        return [(labels, str(b - a)) for labels, a, b in series]  # boundary_query
+
+    return start, end, instant, (lambda promql, at: [])
+
+
+def test_the_metric_name_is_dropped_from_a_series_labels_on_every_path():
+    series = [({"__name__": "calls_total", "customer": "a"}, 10, 15)]
+    start, end, instant, matrix = _boundary_answers(series)
+    fast = list(series_growth(Plan.of("calls_total", start, end, 3600), instant, matrix, Gaps()))
+    assert fast == [({"customer": "a"}, 5.0)]
+
+
+def test_series_differing_only_by_metric_name_are_an_error_not_one_bill():
+    series = [({"__name__": "a_total", "customer": "x"}, 1, 2), ({"__name__": "b_total", "customer": "x"}, 5, 9)]
+    start, end, instant, matrix = _boundary_answers(series)
+    plan = Plan.of('{__name__=~"a_total|b_total"}', start, end, 3600)
+    with pytest.raises(ResultTypeError, match="differ only by metric name"):
+        list(series_growth(plan, instant, matrix, Gaps()))
+
+
+def test_staleness_markers_among_raw_samples_are_not_counts():
+    """VictoriaMetrics answers `x[d]` with the NaN staleness markers its scraper wrote (a failed scrape)."""
+    start, end = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc), datetime(2026, 12, 1, 10, 1, tzinfo=timezone.utc)
+    t0 = start.timestamp()
+    raw = [({"customer": "a"}, [[t0 + 10, "2"], [t0 + 20, "NaN"], [t0 + 40, "7"]])]
+    samples = _raw_samples("calls_total", Window(start, end, 3600), lambda promql, at: raw)
+    assert samples == {(("customer", "a"),): [2.0, 7.0]}

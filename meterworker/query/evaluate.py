@@ -56,8 +56,7 @@ def _evaluate_counter(config, prometheus, query, window: Window, tick: datetime,
     plan = Plan.of(query.counter, window.start, window.end, query.max_gap, query.new_series)
     ev = Evaluation(query.name, tick, window, f"counter {plan.selector.promql()}", gaps=Gaps())
     growths = series_growth(plan, lambda q, at: raw_samples.instant(prometheus, q, at),
-                            lambda q, at: raw_samples.matrix(prometheus, q, at), ev.gaps,
-                            lambda q, start, end, step: raw_samples.range_series(prometheus, q, start, end, step))
+                            lambda q, at: raw_samples.matrix(prometheus, q, at), ev.gaps)
     ev.events = map_series(
         group(growths, query.by), scalar=False, collector=config.meterworker.name, query=query.name,
         mapping=mapping, start=window.start, end=window.end, skipped=ev.skipped,

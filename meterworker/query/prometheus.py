@@ -130,12 +130,6 @@ class PrometheusClient:
         with self._post(self._query_url, self._form(promql, at)) as chunks:
             yield parse_stream(chunks, expect)
 
-    @contextmanager
-    def stream_range(self, promql: str, start: datetime, end: datetime, step: float) -> Iterator[StreamedResult]:
-        """The matrix of POST /api/v1/query_range, series by series as (labels, [[t, "v"], ...])."""
-        with self._post(self._range_url, self._range_form(promql, start, end, step)) as chunks:
-            yield parse_stream(chunks, "matrix")
-
     def query_range(self, promql: str, start: datetime, step: int, count: int) -> list[list[tuple[dict, str]]]:
         """POST /api/v1/query_range at `count` instants `step` seconds apart from `start`: for each instant, the
         (labels, value) of every series with a value there. Raises RangeMismatch when the answer holds a point

@@ -18,11 +18,3 @@ def matrix(client: PrometheusClient, promql: str, at: datetime) -> list[tuple[di
     """The raw samples of a range selector (`selector[5m]`) at `at`, series by series."""
     with client.stream(promql, at, expect="matrix") as result:
         return list(result.series)
-
-
-def range_series(client: PrometheusClient, promql: str, start: datetime, end: datetime,
-                 step: float) -> Iterator[tuple[dict[str, str], list]]:
-    """POST /api/v1/query_range, series by series as (labels, [[t, "v"], ...]), without holding the whole
-    response."""
-    with client.stream_range(promql, start, end, step) as result:
-        yield from result.series

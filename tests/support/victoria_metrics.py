@@ -46,7 +46,8 @@ class VictoriaMetricsServer(ScrapingServer):
     ``wait_for_scrape()`` blocks until every target has been scraped (``up == 1``); wait_for() flushes
     before each try, so that new series are searchable at once instead of after VictoriaMetrics' ~10s index
     flush. The flags in QUERY_FLAGS (no result cache, no query_range alignment, no 30s latency offset) are
-    always given; `extra_flags` adds more.
+    given unless `query_flags` replaces them (``query_flags=()``: VictoriaMetrics as it comes out of the box);
+    `extra_flags` adds more.
     """
 
     name = "victoria-metrics"
@@ -60,9 +61,11 @@ class VictoriaMetricsServer(ScrapingServer):
         *,
         port: int | None = None,
         extra_flags: Sequence[str] = (),
+        query_flags: Sequence[str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         self.extra_flags = list(extra_flags)
+        self.query_flags = list(QUERY_FLAGS if query_flags is None else query_flags)
         super().__init__(find_victoria_metrics(binary), targets, scrape_interval, port=port,
                          startup_timeout=startup_timeout)
 
@@ -73,7 +76,7 @@ class VictoriaMetricsServer(ScrapingServer):
             f"-httpListenAddr={HOST}:{self.port}",
             f"-storageDataPath={self.data_dir}",
             f"-promscrape.config={self.config_path}",
-            *QUERY_FLAGS,
+            *self.query_flags,
             *self.extra_flags,
         ]
 

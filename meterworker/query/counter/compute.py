@@ -1,10 +1,12 @@
 """The growth of every series of a counter selector over one window, from the answers of plan.py's queries.
 
 `instant(promql, at)` gives an instant query's (labels, value) pairs; `matrix(promql, at)` the
-(labels, [(t, value), ...]) pairs of an instant query of a range selector (raw samples); `ranged(promql, start,
-end, step)` a range query's. All are the caller's (HTTP lives outside this package).
+(labels, [(t, value), ...]) pairs of an instant query of a range selector (raw samples). Both are the
+caller's (HTTP lives outside this package).
 """
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Iterator
@@ -12,14 +14,14 @@ from typing import Callable, Iterable, Iterator
 from meterworker.query.counter.growth import Start, boundary_growth, growth
 from meterworker.query.counter.plan import (
     ESCALATE, PART, Window, boundary_query, flagged_query, history_query, labels_key, main_query, raw_query,
-    resolve_query, batch_selector,
+    resolve_query, batch_selector, unbased_query,
 )
 from meterworker.query.counter.selector import Selector, parse_selector
+from meterworker.query.mapping import ResultTypeError
 
 Labels = dict[str, str]
 Instant = Callable[[str, datetime], Iterable[tuple[Labels, str]]]
 Matrix = Callable[[str, datetime], Iterable[tuple[Labels, list[tuple[float, str]]]]]
-Ranged = Callable[[str, datetime, datetime, float], Iterable[tuple[Labels, list[tuple[float, str]]]]]
 
 BATCH = 200  # series per resolving query
 
@@ -52,29 +54,44 @@ class Plan:
         return cls(parse_selector(counter), Window(start, end, max_gap), new_series == "count")
 
 
-def series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps,
-                  ranged: Ranged | None = None) -> Iterator[tuple[Labels, float]]:
-    """(labels, growth) for every series with a sample in the window: the ones settled by their boundary
-    samples as they come, then the others."""
+class SameLabelsError(ResultTypeError):
+    """The selector matched series that differ only by metric name: their growth cannot be told apart."""
+
+
+def series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps) -> Iterator[tuple[Labels, float]]:
+    """(labels without the metric name, growth) for every series with a sample in the window: the ones settled
+    by their boundary samples as they come, then the others. last_over_time() keeps the metric name where
+    the other functions drop it, so the path a series takes would otherwise show in its labels (and id)."""
+    several_names = plan.selector.metric is None
+    seen: set[tuple] = set()
+    for labels, value in _series_growth(plan, instant, matrix, gaps):
+        if "__name__" in labels:
+            labels = {k: v for k, v in labels.items() if k != "__name__"}
+        if several_names:
+            key = labels_key(labels)
+            if key in seen:
+                raise SameLabelsError(f"counter {plan.selector.promql()}: several series with the labels {labels} "
+                                      "differ only by metric name; narrow the selector to one metric name")
+            seen.add(key)
+        yield labels, value
+
+
+def _series_growth(plan: Plan, instant: Instant, matrix: Matrix, gaps: Gaps) -> Iterator[tuple[Labels, float]]:
     sel, w = plan.selector.promql(), plan.window
     escalated: list[Labels] = []
-    if ranged is not None and w.seconds <= w.max_gap:
-        flagged = {labels_key(labels) for labels, _ in instant(flagged_query(sel, w), w.end)}
-        start_ms, end_ms = round(w.start.timestamp() * 1000), round(w.end.timestamp() * 1000)
-        for labels, points in ranged(boundary_query(sel, w), w.start, w.end, w.seconds):
-            at_start = at_end = None
-            for t, v in points:
-                ms = round(float(t) * 1000)
-                if ms == end_ms:
-                    at_end = float(v)
-                elif ms == start_ms:
-                    at_start = float(v)
-            if at_end is None:
-                continue  # no sample in the window
-            if at_start is None or labels_key(labels) in flagged:
-                escalated.append(labels)
-            else:
-                yield labels, at_end - at_start
+    if w.seconds <= w.max_gap:
+        with ThreadPoolExecutor(2, thread_name_prefix="meterworker-counter") as pool:
+            asked = pool.submit(lambda: {labels_key(labels) for labels, _ in instant(flagged_query(sel, w), w.end)})
+            unbased = pool.submit(lambda: [labels for labels, _ in instant(unbased_query(sel, w), w.end)])
+            flagged = None
+            for labels, raw in instant(boundary_query(sel, w), w.end):
+                if flagged is None:
+                    flagged = asked.result()
+                if labels_key(labels) in flagged:
+                    escalated.append(labels)
+                else:
+                    yield labels, float(raw)
+            escalated += unbased.result()
     else:
         for labels, raw in instant(main_query(sel, w), w.end):
             value = float(raw)
@@ -117,9 +134,15 @@ def _resolve(plan: Plan, batch: list[Labels], instant: Instant, matrix: Matrix, 
 
 
 def _raw_samples(selector: str, w: Window, matrix: Matrix) -> dict[tuple, list[float]]:
+    """The window's samples per series. NaN is not a count: VictoriaMetrics answers a range selector with the
+    staleness markers its scraper wrote (a failed scrape, a target gone) among the samples; Prometheus leaves
+    them out."""
     start = w.start.timestamp()
-    return {labels_key(labels): [float(v) for t, v in values if float(t) > start]
-            for labels, values in matrix(raw_query(selector, w), w.end)}
+    out = {}
+    for labels, values in matrix(raw_query(selector, w), w.end):
+        samples = [float(v) for t, v in values if float(t) > start]
+        out[labels_key(labels)] = [v for v in samples if not math.isnan(v)]
+    return out
 
 
 def group(series: Iterable[tuple[Labels, float]], by: list[str] | None) -> Iterator[tuple[Labels, float]]:
@@ -127,7 +150,6 @@ def group(series: Iterable[tuple[Labels, float]], by: list[str] | None) -> Itera
     if by is None:
         yield from series
         return
-    import math
     sums: dict[tuple, list[float]] = {}
     for labels, value in series:
         key = tuple(labels.get(label, "") for label in by)

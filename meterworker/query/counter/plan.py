@@ -1,9 +1,13 @@
 """What counter mode asks Prometheus for one window (start, end]: PromQL text only.
 
-When the window is no longer than max_gap, two queries settle almost every series: the range query
-boundary_query (steps start and end, one window apart) gives each series' last sample at or before the
-start and at or before the end, and flagged_query the few series with a reset from one window before the
-start to the end. Where neither flags a series, no sample between the two is below the one before it, so
+When the window is no longer than max_gap, three instant queries, asked at once, settle almost every series:
+boundary_query gives each series' last sample at or before the end minus its last one at or before the
+start, unbased_query the few series with a sample in the window but none in the window before it, and
+flagged_query the few series with a reset from one window before the start to the end. All are instant
+queries with `@`: a range query for the two boundary samples would do as
+well on Prometheus, but VictoriaMetrics (out of the box, -search.latencyOffset 30s) answers a range query
+that ends less than 30s ago without its last points, or with the earlier points repeated, which would bill
+a recent window short. Where neither flags a series, no sample between the two is below the one before it, so
 the growth is their difference. The rest (a reset, no sample within one window before the start: a new
 series, a scrape gap) are resolved per series (resolve_query, history_query), their raw samples fetched
 (raw_query) only where the window itself holds a reset. A window longer than max_gap asks main_query,
@@ -40,9 +44,22 @@ class Window:
         return (self.end - self.start).total_seconds()
 
 
+def _boundaries(sel: str, w: Window) -> tuple[str, str]:
+    win = _ms(w.seconds)
+    return f"last_over_time({sel}[{win}] @ {_at(w.end)})", f"last_over_time({sel}[{win}] @ {_at(w.start)})"
+
+
 def boundary_query(sel: str, w: Window) -> str:
-    """A range query from w.start to w.end with step w.seconds: each series' last sample at or before each."""
-    return f"last_over_time({sel}[{_ms(w.seconds)}])"
+    """Evaluated at w.end: each series' last sample in the window minus its last one within one window at or
+    before the start (series without either are not in the answer)."""
+    last, base = _boundaries(sel, w)
+    return f"{last} - {base}"
+
+
+def unbased_query(sel: str, w: Window) -> str:
+    """Evaluated at w.end: the series with a sample in the window but none within one window before it."""
+    last, base = _boundaries(sel, w)
+    return f"{last} unless {base}"
 
 
 def flagged_query(sel: str, w: Window) -> str:
@@ -126,5 +143,5 @@ def labels_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART)))
 
 
-__all__ = ["boundary_query", "flagged_query", "ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
+__all__ = ["boundary_query", "unbased_query", "flagged_query", "ESCALATE", "HISTORY", "PART", "Window", "history_query", "labels_key", "main_query", "quote",
            "raw_query", "resolve_query", "series_selector", "batch_selector"]
