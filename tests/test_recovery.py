@@ -60,6 +60,15 @@ def the_tick(now: float) -> int:
     return int(now) // 3600 * 3600
 
 
+def assert_delivered_once(sink, tick):
+    ids = sink.ids()
+    assert not sink.duplicates(), sink.duplicates()
+    assert sorted(e["subject"] for e in sink.events) == [f"customer-{n}" for n in range(3)], sink.events
+    assert len(ids) == 3
+    # The window of the tick: [tick - 1h, tick) with no offset.
+    assert {e["time"] for e in sink.events} == {time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tick - 3600))}
+
+
 class Scene:
     """A Prometheus holding its first answer `hold_for` seconds, a sink, a first worker, and beat started once the
     worker is up; every process in `procs` is stopped, and the servers closed, on the way out."""
@@ -100,13 +109,7 @@ class Scene:
         self.sink.stop()
 
     def assert_delivered_once(self):
-        ids = self.sink.ids()
-        assert not self.sink.duplicates(), self.sink.duplicates()
-        assert sorted(e["subject"] for e in self.sink.events) == [f"customer-{n}" for n in range(3)], self.sink.events
-        assert len(ids) == 3
-        # The window of the tick: [tick - 1h, tick) with no offset.
-        assert {e["time"] for e in self.sink.events} == {time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                        time.gmtime(self.tick - 3600))}
+        assert_delivered_once(self.sink, self.tick)
         assert not self.redis.exists(f"meterworker:{self.source}:running:q:{self.tick}")
         assert self.redis.zcard(f"meterworker:{self.source}:pending:q") == 0
 
