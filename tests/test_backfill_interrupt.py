@@ -6,10 +6,12 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
+from tests.test_hostile import fake, vector  # noqa: F401 (fake: the fixture)
 
 CLOCK = [{"name": "clock", "promql": 'label_replace(vector(time()), "instance", "clock", "", "")'}]
 PROGRESS = re.compile(r"backfill: ([\d,]+)/([\d,]+) ticks \(\d+%\), ([\d,]+) events delivered, [\d,]+ events/s, "
@@ -57,18 +59,37 @@ def test_inline_backfill_stops_on_ctrl_c_and_the_same_command_continues(tmp_path
     check_exactly_once(sink, 1200)
 
 
-def test_backfill_through_workers_stops_on_ctrl_c_and_the_same_command_continues(
-        tmp_path, prometheus, sink, redis_url):
+class HeldPrometheus:
+    """Answers the first `free` queries at once and holds the others until released: Ctrl-C comes half-way
+    however fast the worker is."""
+
+    def __init__(self, fake, free: int):
+        self.free, self.asked, self.released = free, 0, threading.Event()
+        self.url = fake(self._answer).url
+
+    def _answer(self, handler, body):
+        self.asked += 1
+        if self.asked > self.free:
+            self.released.wait(30)
+        return 200, vector(({"instance": "clock"}, "1"))
+
+
+def test_backfill_through_workers_stops_on_ctrl_c_and_the_same_command_continues(tmp_path, fake, sink, redis_url):
+    prometheus = HeldPrometheus(fake, free=10)
     cfg = write_config(tmp_path / "c.yaml", prometheus.url, sink.url, CLOCK, schedule="@every 10s", offset="0s",
                        redis_url=redis_url)
-    worker = Proc(meterworker("worker", "-c", str(cfg), "-Q", "query,send", "-n", "int@%h", "--concurrency", "1", "--loglevel", "INFO"),
-                  tmp_path / "worker.log", cwd=tmp_path)
+    # a query worker and a send worker: the send side delivers while the query worker waits on Prometheus
+    worker, sender = (Proc(meterworker("worker", "-c", str(cfg), "-Q", queue, "-n", f"int-{queue}@%h", "--concurrency",
+                                       "1", "--loglevel", "INFO"), tmp_path / f"{queue}.log", cwd=tmp_path)
+                      for queue in ("query", "send"))
     end = int(time.time()) // 10 * 10 - 3600
     start = end - 199 * 10
     try:
-        wait_until(lambda: " ready." in worker.output(), 60, "the worker to start", worker)
-        proc = start_backfill(cfg, start, end, "--instant")  # a task per tick: slow enough to stop half-way
+        for w in (worker, sender):
+            wait_until(lambda: " ready." in w.output(), 60, "the workers to start", w)
+        proc = start_backfill(cfg, start, end, "--instant")  # a task per tick
         code, err = interrupt_once(proc, sink, 10, "10 events at the sink")
+        prometheus.released.set()
         assert code == 130, err
         assert "Traceback" not in err and "KeyboardInterrupt" not in err
         stopped = [line for line in err.splitlines() if "stopped (Ctrl-C)" in line]
@@ -89,4 +110,5 @@ def test_backfill_through_workers_stops_on_ctrl_c_and_the_same_command_continues
         time.sleep(1)
     finally:
         worker.stop()
+        sender.stop()
     check_exactly_once(sink, 200)
