@@ -30,12 +30,6 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 TEST_DB = REDIS_DB - int(_WORKER[2:] or 0)
 
 
-def pytest_collection_modifyitems(items):
-    """Tests marked `long` (a scenario of 15 s or more) go first, so that the workers of pytest-xdist do not
-    start one of them last, with the rest of the suite already done."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
 def _redis_db_url(base: str, db: int) -> str:
     # Any DB number in the base URL is replaced: the tests own a DB of their own.
     return urlunsplit(urlsplit(base)._replace(path=f"/{db}"))

@@ -6,7 +6,6 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-import pytest
 
 from meterworker.schedule.backfill import longest_tick
 from tests.support.mwproc import Proc, meterworker, wait_until, write_config
@@ -32,7 +31,6 @@ def test_the_longest_tick_is_every_attempt_with_the_full_delay_between():
     assert longest_tick(4, 100, 150, 0) == 100 + 150 + 150
 
 
-@pytest.mark.long
 def test_a_tick_that_fails_its_attempts_is_named_and_exits_1_and_a_good_backfill_exits_0(
         tmp_path, prometheus, exporter, sink, redis_url):
     scraped = time.time()  # the fixture waited for Prometheus' first scrape

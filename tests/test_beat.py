@@ -6,7 +6,6 @@ import time
 from collections import Counter, defaultdict
 from datetime import datetime
 
-import pytest
 import redis
 
 from tests.support.mwproc import Proc, celery, meterworker, wait_until, write_config
@@ -33,7 +32,6 @@ def dispatches(procs):
     return Counter(lines)
 
 
-@pytest.mark.long
 def test_two_beats_fail_over_and_catch_up_without_missing_or_repeating_a_tick(
         tmp_path, prometheus, exporter, sink, redis_url):
     cfg = write_config(tmp_path / "c.yaml", prometheus.url, sink.url, QUERIES, schedule=f"@every {PERIOD}s",

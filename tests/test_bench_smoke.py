@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +39,6 @@ def test_scale_runs_on_a_tiny_size(tmp_path):
     assert "duplicates at the sink: 0" in out
 
 
-@pytest.mark.long
 def test_memory_runs_on_a_tiny_size(tmp_path):
     out = bench(tmp_path, "memory", "--ticks", "3", "--outage-ticks", "1", timeout=180)
     assert "| 10 series | 10 | 300 | 300 (300) |" in out and "| 1,000 series | 1 | 3,000 | 3,000 (3,000) |" in out

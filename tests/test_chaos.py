@@ -9,14 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 FAULTS = "kill-query,kill-send,kill-beat,redis-restart,prometheus-down"
 
 
-@pytest.mark.long
 def test_a_short_chaos_run_bills_every_window_exactly_once(tmp_path):
     result = tmp_path / "result.json"
     run = subprocess.run(

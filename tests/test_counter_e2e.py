@@ -66,7 +66,6 @@ def counters():
         yield a, b
 
 
-@pytest.mark.long
 def test_counter_windows_add_up_to_the_raw_growth_through_outage_reset_new_series_and_failed_scrapes(
         tmp_path, counters, redis_url):
     a, b = counters

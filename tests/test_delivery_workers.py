@@ -161,7 +161,6 @@ def test_a_send_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(se
     assert TOKEN not in a.output() + b.output()
 
 
-@pytest.mark.long
 def test_a_sink_answering_503_for_20s_gets_every_event_afterwards(send_side, sink):
     side = send_side(batching={"count": 100, "period": "500ms"}, retries=12, retry_period="1s",
                      max_retry_backoff="4s")

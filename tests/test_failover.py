@@ -44,7 +44,6 @@ def cluster():
         yield c
 
 
-@pytest.mark.long
 def test_every_window_is_delivered_once_through_a_failover_and_a_sigkill_of_the_primary(tmp_path, cluster):
     prom = FakeServer(lambda h, body: (200, vector(*SERIES)))
     with OpenMeterSink() as sink:

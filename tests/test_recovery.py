@@ -5,7 +5,6 @@ dispatched twice however long it takes. Real beat and worker processes, a real R
 import threading
 import time
 
-import pytest
 import redis
 
 from tests.support import OpenMeterSink
@@ -134,7 +133,6 @@ def test_a_tick_whose_worker_was_sigkilled_mid_task_completes_within_stall_timeo
     scene.assert_delivered_once()
 
 
-@pytest.mark.long
 def test_a_tick_a_living_worker_runs_longer_than_stall_timeout_is_not_dispatched_twice(tmp_path, redis_url):
     with Scene(tmp_path, redis_url, "slow", hold_for=3 * STALL) as scene:
         wait_until(scene.completed, 60, "the slow tick to complete", scene.procs[0])

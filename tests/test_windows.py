@@ -62,7 +62,6 @@ def test_windows_sum_to_prometheus_increase_over_the_period(tmp_path, prometheus
     assert f"0 delivered, {len(events)} already delivered or on their way" in r.stderr
 
 
-@pytest.mark.long
 def test_a_query_failing_for_three_ticks_bills_all_its_windows(tmp_path, exporter, sink, redis_url):
     with PrometheusServer([exporter.host_port], scrape_interval="1s") as prom:
         prom.wait_for("mw_active_sessions", timeout=30)
