@@ -3,7 +3,8 @@ for counter-mode queries. Plain httpx and arithmetic, nothing of meterworker's.
 
 The rule, per series and window (s, e]: starting from the last sample at or before s (none: the series is
 new and counts from 0), add v_i - v_{i-1} for each sample in the window when v_i >= v_{i-1}, else v_i
-(a reset). A window without a sample of the series has no value for it.
+(a reset). A window without a sample of the series has no value for it. A staleness marker (NaN, which
+VictoriaMetrics returns among raw samples) is not a sample.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def raw_samples(url: str, selector: str, since: float, at: float, timeout: float
 def window_growth(samples: Samples, start: float, end: float) -> float | None:
     """The growth of one series over (start, end] (seconds), or None when no sample lies in it."""
     s_ms, e_ms = round(start * 1000), round(end * 1000)
+    samples = [(t, v) for t, v in samples if not math.isnan(v)]
     prev = 0.0
     for t, v in samples:
         if t <= s_ms:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import httpx
 
+from bench.counter_oracle import window_growth as growth
 from tests.conftest import _binary_or_skip
 from tests.support.counters import IntegerCounters
 from tests.support.mwproc import wait_until, write_config
@@ -33,20 +34,6 @@ def raw_samples(vm, since: float, until: float) -> dict[str, list[tuple[int, flo
     r.raise_for_status()
     return {s["metric"]["customer"]: [(round(float(t) * 1000), float(v)) for t, v in s["values"]]
             for s in r.json()["data"]["result"]}
-
-
-def growth(samples, start: float, end: float) -> float | None:
-    """The growth over (start, end] from the last sample at or before start; None: no sample in it.
-    A staleness marker is not a sample."""
-    s_ms, e_ms = round(start * 1000), round(end * 1000)
-    samples = [(t, v) for t, v in samples if not math.isnan(v)]
-    prev = [v for t, v in samples if t <= s_ms][-1]
-    total, seen = 0.0, False
-    for t, v in samples:
-        if s_ms < t <= e_ms:
-            total += v - prev if v >= prev else v
-            prev, seen = v, True
-    return total if seen else None
 
 
 def sleep_until(t: float) -> None:
@@ -95,6 +82,7 @@ def test_counter_windows_add_up_to_victoria_metrics_raw_samples_through_a_reset_
         billed[e["subject"]][ts(e["time"])] = value
     assert set(billed) == {"acme", "globex"}
     for customer, windows in billed.items():
+        assert any(t <= first * 1000 and not math.isnan(v) for t, v in raw[customer]), customer  # a baseline
         expected = {w: growth(raw[customer], w, w + WINDOW) for w in range(first, last, WINDOW)}
         assert windows == {w: v for w, v in expected.items() if v is not None}, customer
         assert sum(windows.values()) == growth(raw[customer], first, last) > 0
