@@ -85,12 +85,17 @@ def test_a_batch_whose_worker_died_is_handed_out_again_once(r):
     box.renew(again)
 
 
-def test_settled_events_leave_the_batch_at_once_and_the_rest_is_resumed(r):
-    box = outbox(r, count=4, lease=0.3)
-    dl = DeadLetters(r, "t")
+def four_taken(r, lease: float):
+    """An outbox of batches of 4 with q's tick 60 of 4 events added and its batch taken; the dead-letter store;
+    the batch; its items by event id."""
+    box = outbox(r, count=4, lease=lease)
     box.add([ev(1), ev(2), ev(3), ev(4)], {"query": "q", "tick": 60})
     batch = box.take()
-    by_id = {i.event["id"]: i for i in batch.items}
+    return box, DeadLetters(r, "t"), batch, {i.event["id"]: i for i in batch.items}
+
+
+def test_settled_events_leave_the_batch_at_once_and_the_rest_is_resumed(r):
+    box, dl, batch, by_id = four_taken(r, lease=0.3)
     box.delivered_now(batch, [by_id["id-1"], by_id["id-2"]], DAY)
     entry = dl.build([by_id["id-3"].event], reason="rejected with HTTP 400 Bad Request", status=400, body="bad",
                      attempts=1, first_failure=1.0, query="q", tick=60)
@@ -228,11 +233,7 @@ def test_another_process_does_not_queue_again_what_one_holds(r):
 
 
 def test_a_dead_lettered_event_can_be_queued_again_while_the_rest_of_its_tick_is_pending(r):
-    box = outbox(r, count=4, lease=5)
-    dl = DeadLetters(r, "t")
-    box.add([ev(1), ev(2), ev(3), ev(4)], {"query": "q", "tick": 60})
-    batch = box.take()
-    by_id = {i.event["id"]: i for i in batch.items}
+    box, dl, batch, by_id = four_taken(r, lease=5)
     entry = dl.build([ev(3)], reason="rejected", status=400, body="bad", attempts=1, first_failure=1.0,
                      query="q", tick=60)
     box.dead_lettered(batch, [by_id["id-3"]], [entry])
