@@ -252,7 +252,7 @@ def _redis_answers(rt) -> bool:
 
 def _dispatch(rt, todo, size, attempts: int, timeout: float, ranged: bool, name: str, interrupted) -> int:
     from meterworker.app import app, use_runtime
-    from meterworker.query.ticks_task import send_ticks_task
+    from meterworker.schedule.beat import send_ticks_task
     from meterworker.schedule.beat import send_query_task
 
     use_runtime(rt)

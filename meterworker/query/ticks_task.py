@@ -14,7 +14,7 @@ from meterworker import runtime
 from meterworker.app import app
 from meterworker.connect.replication import ReplicationError
 from meterworker.delivery.task import enqueue_events
-from meterworker.keys import QUERY_QUEUE, QUERY_TICKS_TASK
+from meterworker.keys import QUERY_TICKS_TASK
 from meterworker.ops import metrics
 from meterworker.query.evaluate import chunks
 from meterworker.query.prometheus import PrometheusError, RangeMismatch
@@ -74,14 +74,6 @@ class _SignsOfLife:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-
-
-def send_ticks_task(send, query: str, first: int, step: int, count: int) -> None:
-    """As beat.send_query_task, for `count` ticks `step` seconds apart from `first`."""
-    last = first + (count - 1) * step
-    send(QUERY_TICKS_TASK, args=(query, first, step, count), queue=QUERY_QUEUE,
-         argsrepr=f"(query={query}, {count} ticks every {step}s from {from_epoch(first).isoformat()} to "
-                  f"{from_epoch(last).isoformat()})")
 
 
 @app.task(name=QUERY_TICKS_TASK, bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)

@@ -12,7 +12,7 @@ from celery.beat import Scheduler
 from kombu.exceptions import OperationalError
 
 from meterworker import runtime
-from meterworker.keys import QUERY_QUEUE, QUERY_TASK
+from meterworker.keys import QUERY_QUEUE, QUERY_TASK, QUERY_TICKS_TASK
 from meterworker.schedule.due import due_ticks, from_epoch, to_epoch
 from meterworker.schedule.backfill import window_lengths
 from meterworker.schedule.beat_lock import BeatLock
@@ -59,8 +59,6 @@ def dispatch_due(rt, send, now: datetime) -> datetime:
 
 def _send_ticks(rt, send, query, ticks: list[int]) -> None:
     """A task per tick; a catch-up's evenly spaced stretches of ticks, a task of range queries each."""
-    from meterworker.query.ticks_task import send_ticks_task
-
     if len(ticks) >= MIN_STRETCH and not query.is_counter:
         units = list(pieces(stretches(window_lengths(rt.schedule_for(query), iter(ticks)))))
     else:
@@ -99,6 +97,14 @@ def dispatch_due_batched(app, rt, now: datetime) -> datetime:
 
 def send_query_task(send, query: str, tick: int) -> None:
     send(QUERY_TASK, args=(query, tick), queue=QUERY_QUEUE, argsrepr=f"(query={query}, tick={from_epoch(tick).isoformat()})")
+
+
+def send_ticks_task(send, query: str, first: int, step: int, count: int) -> None:
+    """As send_query_task, for `count` ticks `step` seconds apart from `first` (meterworker.query_ticks)."""
+    last = first + (count - 1) * step
+    send(QUERY_TICKS_TASK, args=(query, first, step, count), queue=QUERY_QUEUE,
+         argsrepr=f"(query={query}, {count} ticks every {step}s from {from_epoch(first).isoformat()} to "
+                  f"{from_epoch(last).isoformat()})")
 
 
 def redispatch(rt, send, query: str, ticks: list[int]) -> list[int]:
