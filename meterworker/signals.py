@@ -12,6 +12,7 @@ from celery import signals
 from meterworker import runtime
 from meterworker.delivery import task as send_side
 from meterworker.ops import logs, metrics
+from meterworker.ops.freed_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def _state_collectors() -> list:
 
 @signals.worker_init.connect
 def _worker_init(**_):
+    keep_freed_memory()  # before the pool forks: its processes inherit it
     port = metrics.setup()
     if port:
         metrics.serve(port, _state_collectors())
