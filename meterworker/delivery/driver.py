@@ -63,6 +63,9 @@ class Record(Protocol):
     def before_post(self) -> None:
         """Called before every request (a send worker renews its leases here)."""
 
+    def body(self, items: Sequence[Pending]) -> bytes | None:
+        """The request body for `items` when the record holds it already encoded, else None."""
+
     def delivered(self, items: Sequence[Pending]) -> None: ...
 
     def dead_lettered(self, items: Sequence[Pending], failure: Failure) -> list[DeadLetter]: ...
@@ -164,7 +167,7 @@ def by_query(items: Sequence[Pending]) -> dict[str | None, int]:
 
 
 class Driver:
-    def __init__(self, config, post: Callable[[list[dict]], Response], observer: Observer,
+    def __init__(self, config, post: Callable[[list[dict] | bytes], Response], observer: Observer,
                  scrub: Callable[[str], str] = lambda text: text):
         self.http = config.http
         self.error_patterns = config.error_patterns
@@ -200,7 +203,8 @@ class Driver:
             record.before_post()
             queries = {i.query for i in items}
             self.observer.posted(queries.pop() if len(queries) == 1 else None, len(items))
-            resp = self.post([i.event for i in items])
+            body = record.body(items)
+            resp = self.post(body if body is not None else [i.event for i in items])
             self.observer.responded(resp.status)
             return resp
 

@@ -23,21 +23,20 @@ meterworker.keys documents the keys. Batches and events of the release before (o
 event) are delivered first (legacy_outbox.py).
 """
 
-import struct
 import time
 import uuid
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-import orjson
 import redis
 
 from meterworker.delivery.batching import overdue, still_fresh
 from meterworker.delivery.deadletter import DeadLetters
+from meterworker.delivery.batch_format import BatchEvents, Item, batch_items, packed, segment
 from meterworker.delivery.dedup import Delivered, TickMarks, digest
 from meterworker.delivery.legacy_outbox import LegacyOutbox
-from meterworker.delivery.ticklog import TickLog, split
+from meterworker.delivery.ticklog import TickLog
 from meterworker.keys import Keys
 from meterworker.query.ids import compact_json
 from meterworker.scripts import register
@@ -57,16 +56,6 @@ def _text(value: bytes | str) -> str:
 
 
 @dataclass
-class Item:
-    """A pending event and where it came from (`key`: its entry in the outbox of the release before)."""
-
-    key: str
-    event: dict[str, Any]
-    query: str | None
-    tick: int | None
-
-
-@dataclass
 class Batch:
     id: str
     gen: int
@@ -75,6 +64,15 @@ class Batch:
     items: list[Item]
     leased_at: float = 0.0  # time.monotonic() before the lease was last set in Redis
     legacy: bool = field(default=False)  # a batch of the release before's outbox
+    events: BatchEvents | None = None  # its events' JSON, when nothing of it was settled before
+
+    def body(self, items: Sequence[Item]) -> bytes | None:
+        """The request body for `items` as the outbox holds it, when they are all of this batch."""
+        if self.events is None or len(items) != len(self.items) or not items:
+            return None
+        if items[0] is not self.items[0] or items[-1] is not self.items[-1]:
+            return None
+        return self.events.body()
 
 
 @dataclass
@@ -86,33 +84,6 @@ class Added:
 
 class LeaseLost(Exception):
     """Another worker holds the batch now; this one must not send it."""
-
-
-def segment_ends(query: str | None, tick: int | None) -> tuple[bytes, bytes]:
-    """The head and tail of a batch's segment of events of one (query, tick)."""
-    return b'{"query":' + orjson.dumps(query) + b',"tick":' + orjson.dumps(tick) + b',"events":[', b"]}"
-
-
-def parse_events(blob: bytes, settled: bytes = b"") -> list[Item]:
-    """The events of a batch's value, less those whose digests are in `settled`."""
-    done = set(split(settled)) if settled else None
-    items = []
-    for seg in orjson.loads(b"[" + blob + b"]"):
-        query, tick = seg["query"], seg["tick"]
-        for e in seg["events"]:
-            if done is None or digest(e) not in done:
-                items.append(Item("", e, query, tick))
-    return items
-
-
-def _packed(events: dict[bytes, dict]) -> list[bytes]:
-    """The add script's last arguments: the events' digests, where each event's JSON starts, their JSON."""
-    jsons = [orjson.dumps(e) for e in events.values()]
-    starts, at = [], 1
-    for j in jsons:
-        starts.append(at)
-        at += len(j) + 1
-    return [b"".join(events), struct.pack(f">{len(starts)}I", *starts), b",".join(jsons)]
 
 
 class Outbox:
@@ -152,7 +123,7 @@ class Outbox:
         query, tick, run = meta.get("query"), meta.get("tick"), meta.get("run")
         marks, log = self._tick(query, tick)
         log.start(run)
-        head, tail = segment_ends(query, tick)
+        seg = segment(query, tick)
         for i in range(0, len(events), ADD_CHUNK):
             chunk = self.delivered.not_legacy_marked(events[i:i + ADD_CHUNK])
             chunk = self.legacy.not_pending(chunk, event_key)
@@ -176,9 +147,9 @@ class Outbox:
                         continue
                     break
                 ids = [uuid.uuid4().hex[:12] for _ in range(len(fresh) // self.count + 2)]
-                args: list[Any] = [self.count, log.id, log.h, log.x, marks.field, *marks.version(), head, tail,
+                args: list[Any] = [self.count, log.id, log.h, log.x, marks.field, *marks.version(), seg,
                                    len(ids), *ids]
-                args += _packed(fresh)
+                args += packed(fresh)
                 got = self._add(keys=[log.key, marks.key, self.data_key, self.ready_key, self.open_key,
                                       self.stats_key], args=args)
                 if not got[0]:  # someone else added to or dead-lettered from this tick since: read that
@@ -230,8 +201,9 @@ class Outbox:
             return self._legacy_batch(batch_id, got, started)
         if not got:
             return None
-        batch_id, blob = got
-        return Batch(_text(batch_id), 1, 1, None, parse_events(blob), started)
+        batch_id, blob, digests, segments = got
+        items, events = batch_items(blob, digests, segments)
+        return Batch(_text(batch_id), 1, 1, None, items, started, events=events)
 
     def resume(self, batch_id: str, gen: int) -> Batch | None:
         """The batch, when generation `gen` was the one handed out; None when that hand-out is stale."""
@@ -242,9 +214,11 @@ class Outbox:
         got = self._resume(keys=[self.batches_key, self.data_key], args=[batch_id, gen, self.lease])
         if not got:
             return None
-        gen, attempt, first_failure, blob, settled = got
+        gen, attempt, first_failure, blob, settled, digests, segments = got
         first = float(first_failure) if first_failure else None
-        return Batch(batch_id, int(gen), int(attempt or 1), first, parse_events(blob, settled), started)
+        items, events = batch_items(blob, digests, segments, settled)
+        return Batch(batch_id, int(gen), int(attempt or 1), first, items, started,
+                     events=None if settled else events)
 
     def _legacy_batch(self, batch_id: str, got, leased_at: float) -> Batch | None:
         if not got:
@@ -268,7 +242,7 @@ class Outbox:
         """KEYS (marks hash, tick log) and ARGV (marks field, packed digests) of each (query, tick) of `items`."""
         by = defaultdict(list)
         for i in items:
-            by[(i.query, i.tick)].append(digest(i.event))
+            by[(i.query, i.tick)].append(i.event_digest())
         keys, args = [], []
         for (query, tick), digests in by.items():
             marks_key, marks_field = self.delivered.where(query, tick)

@@ -7,7 +7,8 @@ from typing import Any, Callable, Sequence
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.delivery.dedup import Delivered
 from meterworker.delivery.driver import DeadLetter, Driver, Failure, Pending, Tally
-from meterworker.delivery.outbox import Batch, Item, Outbox, event_key
+from meterworker.delivery.batch_format import Item
+from meterworker.delivery.outbox import Batch, Outbox, event_key
 
 
 def by_tick(items: Sequence[Pending]) -> dict[tuple, list[Pending]]:
@@ -49,6 +50,9 @@ class OutboxRecord:
     def before_post(self) -> None:
         self.slot.renew()
         self.outbox.renew(self.batch)
+
+    def body(self, items: Sequence[Item]) -> bytes | None:
+        return self.batch.body(items)
 
     def delivered(self, items: Sequence[Item]) -> None:
         self.gone = self.outbox.delivered_now(self.batch, items, self.ttl)
@@ -104,6 +108,9 @@ class InProcessRecord:
 
     def before_post(self) -> None:
         pass
+
+    def body(self, items: Sequence[Item]) -> bytes | None:
+        return None
 
     def delivered(self, items: Sequence[Item]) -> None:
         if self.dedup is not None:

@@ -59,10 +59,11 @@ class Sender:
     def close(self) -> None:
         self._client.close()
 
-    def post(self, events: list[dict[str, Any]]) -> Response:
+    def post(self, events: list[dict[str, Any]] | bytes) -> Response:
+        """Post the events, or a JSON array of them encoded already (as the outbox holds a batch)."""
         # orjson: compact JSON as json.dumps writes it (non-ASCII as UTF-8, not \u escapes), ten times
         # faster. Values are finite: the mapping sends no NaN or Inf (it counts them as skipped).
-        body = orjson.dumps(events)
+        body = events if isinstance(events, bytes) else orjson.dumps(events)
         dump = self._dump_level is not None and log.isEnabledFor(self._dump_level)
         if dump:
             log.log(

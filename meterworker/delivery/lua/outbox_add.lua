@@ -1,12 +1,14 @@
 -- Queue events of one (query, tick) that are neither delivered nor pending: they fill the batch still
--- open first, then new batches of `count`, each batch one value of the batch data.
+-- open first, then new batches of `count`. A batch is its events' JSON joined by "," (field `id`), their
+-- digests in the same order (`id:d`), and a line `<count>:<segment>` per run of events of one (query,
+-- tick) (`id:g`), so that a send worker posts the JSON as it is.
 -- The caller left out the events it saw marked (dedup.TickMarks) or pending (outbox.TickLog) and sends
 -- the versions it read. The tick's log must be as the caller read it, else nothing is written (the
 -- caller reads what was added since and calls again); marks written since are checked here.
 -- KEYS: the tick's log, the marks hash of the (query, tick), batch data, ready, open, stats.
 -- ARGV: count; the log's id, h# and x# as the caller read them; the marks field, the hash's id, the
 -- lengths of the group field and the tick's field and its part count as the caller read them; the
--- head and tail of a segment ({"query":..,"tick":..,"events":[ and ]}); the number N of new batch ids,
+-- segment ([query, tick] in JSON); the number N of new batch ids,
 -- the N ids; then the events' digests (8 bytes each), where each event's JSON starts in the next
 -- argument (4 bytes each, big-endian, from 1), and their JSON joined by ",".
 -- Returns {0} when the log changed since the caller read it, else {1, events added, batches that became
@@ -21,9 +23,9 @@ if log_id ~= ARGV[2] or h ~= tonumber(ARGV[3]) or
   return {0}
 end
 local marked = marks_since(KEYS[2], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))
-local head, tail = ARGV[10], ARGV[11]
-local n_ids = tonumber(ARGV[12])
-local first = 13 + n_ids
+local seg = ':' .. ARGV[10] .. '\n'
+local n_ids = tonumber(ARGV[11])
+local first = 12 + n_ids
 local packed, starts, blob = ARGV[first], ARGV[first + 1], ARGV[first + 2]
 local n = #packed / 8
 local function start(j)
@@ -54,6 +56,7 @@ if #left > 0 then
   text = function(a, b) return table.concat(events, ',', a, b) end
 end
 if k == 0 then return {1, 0, 0, log_id, h, left} end
+local function digests_of(a, b) return string.sub(digests, 8 * a - 7, 8 * b) end
 
 if log_id == '' then
   log_id = tostring(redis.call('HINCRBY', KEYS[6], 'logs', 1))
@@ -70,9 +73,9 @@ if open and not size then redis.call('DEL', KEYS[5]) end
 if size then
   local fill = math.max(0, math.min(count - size, k))
   if fill > 0 then
-    local batch = redis.call('HGET', data, open)
-    redis.call('HSET', data, open, batch .. ',' .. head .. text(1, fill) .. tail,
-      open .. ':c', size + fill, open .. ':n', size + fill)
+    local got = redis.call('HMGET', data, open, open .. ':d', open .. ':g')
+    redis.call('HSET', data, open, got[1] .. ',' .. text(1, fill), open .. ':d', got[2] .. digests_of(1, fill),
+      open .. ':g', got[3] .. fill .. seg, open .. ':c', size + fill, open .. ':n', size + fill)
     pos = fill + 1
   end
   if size + fill >= count then
@@ -80,7 +83,7 @@ if size then
     if size < count then formed = formed + 1 end
   end
 end
-local next_id = 13
+local next_id = 12
 local newest = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
 local at = now
 while pos <= k do
@@ -89,7 +92,8 @@ while pos <= k do
   next_id = next_id + 1
   local last = math.min(pos + count - 1, k)
   local size = last - pos + 1
-  redis.call('HSET', data, id, head .. text(pos, last) .. tail, id .. ':c', size, id .. ':n', size)
+  redis.call('HSET', data, id, text(pos, last), id .. ':d', digests_of(pos, last), id .. ':g', size .. seg,
+    id .. ':c', size, id .. ':n', size)
   if newest[2] and at <= tonumber(newest[2]) then at = tonumber(newest[2]) + 0.000001 end  -- taken in order
   redis.call('ZADD', KEYS[4], at, id)
   newest = {id, at}

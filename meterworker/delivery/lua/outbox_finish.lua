@@ -7,7 +7,8 @@
 local id = ARGV[1]
 if redis.call('HGET', KEYS[2], id .. ':gen') ~= ARGV[2] then return 0 end
 if tonumber(redis.call('HGET', KEYS[2], id .. ':n') or '0') <= 0 then
-  redis.call('HDEL', KEYS[2], id, id .. ':c', id .. ':n', id .. ':s', id .. ':gen', id .. ':attempt', id .. ':ff')
+  redis.call('HDEL', KEYS[2], id, id .. ':c', id .. ':n', id .. ':s', id .. ':gen', id .. ':attempt', id .. ':ff',
+    id .. ':d', id .. ':g')
   redis.call('ZREM', KEYS[1], id)
   return 1
 end

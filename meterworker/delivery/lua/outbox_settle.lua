@@ -71,7 +71,8 @@ if total > 0 and not (left <= 0 and current) then
   redis.call('HSET', data, id .. ':s', settled .. table.concat(fresh_all))
 end
 if left <= 0 and current then
-  redis.call('HDEL', data, id, id .. ':c', id .. ':n', id .. ':s', id .. ':gen', id .. ':attempt', id .. ':ff')
+  redis.call('HDEL', data, id, id .. ':c', id .. ':n', id .. ':s', id .. ':gen', id .. ':attempt', id .. ':ff',
+    id .. ':d', id .. ':g')
   redis.call('ZREM', KEYS[1], id)
   return 1
 end

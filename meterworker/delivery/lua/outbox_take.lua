@@ -2,7 +2,7 @@
 -- KEYS: the queue of the release before, ready, open, batch data, outbox batches, stats.
 -- ARGV: count, period, lease.
 -- Returns -1 when events of the release before wait (legacy_take.lua takes those first), false when no
--- batch is due, else {batch id, its events}.
+-- batch is due, else {batch id, its events' JSON, their digests, its segments}.
 -- include now.lua
 if redis.call('ZCARD', KEYS[1]) > 0 then return -1 end
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -15,4 +15,5 @@ if redis.call('GET', KEYS[3]) == id then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[4], id .. ':gen', 1, id .. ':attempt', 1)
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id)
 redis.call('HINCRBY', KEYS[6], 'queued', -size)
-return {id, redis.call('HGET', KEYS[4], id)}
+local got = redis.call('HMGET', KEYS[4], id, id .. ':d', id .. ':g')
+return {id, got[1], got[2], got[3]}
