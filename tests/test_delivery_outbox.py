@@ -9,7 +9,7 @@ from meterworker.delivery.batching import full_batches_formed, overdue
 from meterworker.delivery.deadletter import DeadLetters
 from meterworker.delivery.dedup import Delivered
 from meterworker.delivery.inflight import InFlightSlots
-from meterworker.delivery.outbox import LeaseLost, Outbox
+from meterworker.delivery.outbox import NONE_READY, LeaseLost, Outbox
 
 DAY = 86400
 
@@ -55,6 +55,22 @@ def test_a_thousand_query_tasks_of_three_events_make_thirty_full_batches(r):
     assert formed == 30
     taken = [box.take() for _ in range(31)]
     assert [len(b.items) for b in taken[:30]] == [100] * 30 and taken[30] is None
+
+
+def test_the_last_delivery_of_a_batch_takes_the_next_ready_one_for_the_same_worker(r):
+    box = outbox(r, count=2, period=60)
+    box.add([ev(i) for i in range(1, 6)], {"query": "q", "tick": 60})  # two full batches and one event
+    first = box.take()
+    assert box.delivered_now(first, first.items, DAY, take_next=True)
+    second = first.successor
+    assert ids(second) == ["id-3", "id-4"]
+    assert box.take() is None  # the one event left is not due, and the second batch is this worker's
+    assert box.counts() == {"pending": 3, "queued": 1, "batches": 1}
+    assert box.delivered_now(second, second.items[:1], DAY, take_next=True) is False
+    assert second.successor is None  # not done yet: nothing taken
+    assert box.delivered_now(second, second.items[1:], DAY, take_next=True)
+    assert second.successor is NONE_READY
+    assert box.counts() == {"pending": 1, "queued": 1, "batches": 0}
 
 
 def test_an_event_pending_or_delivered_is_not_queued_again(r):

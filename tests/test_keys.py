@@ -77,11 +77,14 @@ def test_names_and_the_script_loader_import_nothing_of_redis_or_celery():
     assert out.strip() == "[]"
 
 
+INCLUDES = ("now.lua", "payloads.lua", "marks.lua", "take.lua")  # pasted into other scripts, never run alone
+
+
 @pytest.mark.parametrize("pkg,name", lua_files())
 def test_each_script_says_what_it_takes_and_returns(pkg, name):
     text = resources.files(pkg).joinpath("lua", name).read_text()
     header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
-    if name in ("now.lua", "payloads.lua", "marks.lua"):
+    if name in INCLUDES:
         assert header.startswith("-- Included by")
         return
     assert "-- KEYS: " in header and "-- ARGV: " in header and "-- Returns " in header, name
@@ -98,7 +101,7 @@ def test_every_script_is_used_by_the_code():
     root = resources.files("meterworker")
     code = "".join(p.read_text() for p in Path(str(root)).rglob("*.py"))
     used = re.findall(r'register\(r, __package__, "([a-z_]+\.lua)"\)', code)
-    assert sorted(used) == sorted(n for _, n in lua_files() if n not in ("now.lua", "payloads.lua", "marks.lua"))
+    assert sorted(used) == sorted(n for _, n in lua_files() if n not in INCLUDES)
 
 
 def test_the_outbox_per_batch_keys_are_pinned_and_documented():

@@ -44,6 +44,7 @@ from meterworker.scripts import register
 ADD_CHUNK = 5000  # events per add script call
 TICKS_KEPT = 4  # ticks whose marks and log read so far an outbox keeps (see add)
 _ANY = object()
+NONE_READY = object()  # a batch's successor when no batch was ready as it was done
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -65,6 +66,7 @@ class Batch:
     leased_at: float = 0.0  # time.monotonic() before the lease was last set in Redis
     legacy: bool = field(default=False)  # a batch of the release before's outbox
     events: BatchEvents | None = None  # its events' JSON, when nothing of it was settled before
+    successor: "Batch | object | None" = None  # the batch taken when this one was done (delivered_now)
 
     def body(self, items: Sequence[Item]) -> bytes | None:
         """The request body for `items` as the outbox holds it, when they are all of this batch."""
@@ -199,11 +201,16 @@ class Outbox:
         if got == -1:
             batch_id, got = self.legacy.take(self.count, self.period, self.lease, self.batches_key)
             return self._legacy_batch(batch_id, got, started)
+        return self._taken(got, started)
+
+    @staticmethod
+    def _taken(got, leased_at: float) -> Batch | None:
+        """The batch of a reply of take.lua (None when none was ready)."""
         if not got:
             return None
         batch_id, blob, digests, segments = got
         items, events = batch_items(blob, digests, segments)
-        return Batch(_text(batch_id), 1, 1, None, items, started, events=events)
+        return Batch(_text(batch_id), 1, 1, None, items, leased_at, events=events)
 
     def resume(self, batch_id: str, gen: int) -> Batch | None:
         """The batch, when generation `gen` was the one handed out; None when that hand-out is stale."""
@@ -251,25 +258,33 @@ class Outbox:
         return keys, args
 
     def _settled(self, mode: str, batch: Batch, items: Sequence[Item], ttl: float = 1,
-                 entries: Sequence[dict[str, Any]] = ()) -> bool:
+                 entries: Sequence[dict[str, Any]] = (), take_next: bool = False) -> bool:
         keys, args = self._groups(items)
         for entry in entries:
             args += [*self.dead_letters.encode(entry)]
-        return bool(self._settle(
+        started = time.monotonic()
+        got = self._settle(
             keys=[self.batches_key, self.data_key, self.stats_key, self.dead_letters.entries,
-                  self.dead_letters.index, *keys],
-            args=[mode, self.delivered.ttl_seconds(ttl), batch.id, batch.gen, len(keys) // 2, *args]))
+                  self.dead_letters.index, self.legacy.queue_key, self.ready_key, self.open_key, *keys],
+            args=[mode, self.delivered.ttl_seconds(ttl), batch.id, batch.gen, len(keys) // 2,
+                  self.count if take_next else 0, self.period, self.lease, *args])
+        if take_next and got[0]:
+            nxt = got[1] if len(got) > 1 else None
+            batch.successor = NONE_READY if nxt is None else None if nxt == -1 else self._taken(nxt, started)
+        return bool(got[0])
 
-    def delivered_now(self, batch: Batch, items: list[Item], ttl: float) -> bool:
+    def delivered_now(self, batch: Batch, items: list[Item], ttl: float, take_next: bool = False) -> bool:
         """The sink accepted these events: mark them delivered and let them go, in one script.
-        True when that was all that was left of the batch: it is then done, as finish() would do."""
+        True when that was all that was left of the batch: it is then done, as finish() would do.
+        With `take_next`, the same script then takes the next ready batch for this worker: it is the batch's
+        `successor` (NONE_READY when none was ready; None when events of the release before wait)."""
         if not items:
             return False
         if batch.legacy:
             marks_keys, marks_args = self.delivered.groups(items)
             return self.legacy.delivered(batch.id, batch.gen, [i.key for i in items], self.delivered.ttl_seconds(ttl),
                                          marks_keys, marks_args, self.batches_key)
-        return self._settled("delivered", batch, items, ttl)
+        return self._settled("delivered", batch, items, ttl, take_next=take_next)
 
     def already_delivered(self, batch: Batch, items: list[Item]) -> None:
         if batch.legacy:

@@ -35,8 +35,9 @@ class OutboxRecord:
     there (the sweeper hands the batch out again when its delay is over)."""
 
     def __init__(self, outbox: Outbox, batch: Batch, slot, dedup_horizon: float,
-                 confirm: Callable[[], None] | None = None):
+                 confirm: Callable[[], None] | None = None, take_next: bool = False):
         self.outbox, self.batch, self.slot, self.ttl = outbox, batch, slot, dedup_horizon
+        self.take_next = take_next  # when the batch is done, take the next ready one in the same script
         self.confirm = confirm  # raises when the replicas did not confirm what was just written
         self.attempt = batch.attempt
         self.first_failure = batch.first_failure
@@ -55,7 +56,7 @@ class OutboxRecord:
         return self.batch.body(items)
 
     def delivered(self, items: Sequence[Item]) -> None:
-        self.gone = self.outbox.delivered_now(self.batch, items, self.ttl)
+        self.gone = self.outbox.delivered_now(self.batch, items, self.ttl, take_next=self.take_next)
         if self.confirm is not None:
             self.confirm()
 

@@ -17,7 +17,7 @@ from meterworker.delivery.batching import sweep_interval
 from meterworker.delivery.backoff import retry_delay
 from meterworker.delivery.driver import Driver, Failure
 from meterworker.connect.replication import ReplicationError
-from meterworker.delivery.outbox import Added, LeaseLost
+from meterworker.delivery.outbox import NONE_READY, Added, Batch, LeaseLost
 from meterworker.delivery.records import OutboxRecord
 from meterworker.delivery.sweeper import Sweeper
 from meterworker.delivery.verdicts import Response, give_up_reason, gives_up
@@ -75,13 +75,17 @@ def request_batch() -> None:
     send.apply_async(argsrepr="(next batch from the outbox)")
 
 
+SPAWN = 2  # send tasks asked for at most at once
+
+
 def request_batches(rt: Runtime, n: int) -> None:
-    """Ask for a send task per new full batch, but keep no more than max_in_flight of them waiting in
-    the send queue: each one sends on while batches are ready (see DRAIN_SECONDS), so the ones
-    waiting already take the new batches, and more could not run at once anyway."""
-    waiting = rt.redis.llen(_send_queue())
-    for _ in range(min(n, rt.config.http.max_in_flight - waiting)):
-        request_batch()
+    """Ask for send tasks for `n` new full batches, only when none waits in the send queue: a send task
+    takes batches for as long as they are ready (see DRAIN_SECONDS), so one that waits, or one that runs,
+    takes these too; a Celery message per batch would cost more than its request. At most SPAWN at once:
+    an empty queue may mean idle workers, which pick them up and drain side by side."""
+    if rt.redis.llen(_send_queue()) == 0:
+        for _ in range(min(n, SPAWN, rt.config.http.max_in_flight)):
+            request_batch()
 
 
 def resume_batch(batch_id: str, gen: int) -> None:
@@ -103,15 +107,15 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
     delivered = 0
     deadline = time.monotonic() + DRAIN_SECONDS
     with rt.in_flight.held() as slot:
-        while True:
-            batch = rt.outbox.take() if batch_id is None else rt.outbox.resume(batch_id, gen)
-            if batch is None:
-                return delivered
+        batch = rt.outbox.take() if batch_id is None else rt.outbox.resume(batch_id, gen)
+        while batch is not None:
+            # A new batch's last delivery takes the next ready one in the same script (its successor).
+            draining = batch_id is None and time.monotonic() < deadline
             try:
                 driver = driver or Driver(rt.config, rt.sender.post, Metrics(rt), rt.scrub)
                 mark = rt.replication_mark()
                 record = OutboxRecord(rt.outbox, batch, slot, rt.config.meterworker.dedup_horizon,
-                                      lambda: rt.confirm_writes(mark, f"batch {batch.id}"))
+                                      lambda: rt.confirm_writes(mark, f"batch {batch.id}"), take_next=draining)
                 delivered += driver.deliver(f"batch {batch.id}", batch.items, record, {"batch_id": batch.id}).delivered
             except LeaseLost:
                 log.warning("batch %s was handed to another worker while this one held it; leaving it to that one",
@@ -119,15 +123,21 @@ def send(batch_id: str | None = None, gen: int | None = None) -> int:
             except ReplicationError as e:
                 # What is left of the batch goes again when its lease runs out; what was recorded delivered
                 # stays so (it may go again after a fail-over that drops the record: the sink dedups by id).
+                # So does a successor already taken.
                 log.warning("batch %s: %s; leaving it to be sent on when its lease runs out", batch.id, e,
                             extra={"batch_id": batch.id})
                 metrics.retried("send", None)
                 break
             except Exception as e:  # noqa: BLE001 - never a batch stuck without a reason
                 _unexpected(rt, batch, slot, e)
-            if batch_id is not None or time.monotonic() >= deadline:
+            successor, batch.successor = batch.successor, None
+            if isinstance(successor, Batch):
+                batch = successor
+            elif successor is NONE_READY or not draining:
                 break
-    if batch_id is None and rt.outbox.ready():
+            else:
+                batch = rt.outbox.take()
+    if rt.outbox.ready():
         request_batch()  # the workers lag behind: keep draining
     return delivered
 
