@@ -12,7 +12,7 @@ from celery import signals
 from meterworker import runtime
 from meterworker.delivery import task as send_side
 from meterworker.ops import logs, metrics
-from meterworker.ops.freed_memory import keep_freed_memory
+from meterworker.ops.process_tuning import collect_less, keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ def _beat_init(sender=None, **_):
     port = metrics.setup()
     if port:
         metrics.serve(port, [*_state_collectors(), metrics.BeatCollector(sender)])
+
+
+@signals.worker_process_init.connect
+def _worker_process_init(**_):
+    collect_less()
 
 
 @signals.worker_ready.connect

@@ -23,8 +23,8 @@ meterworker.keys documents the keys. Batches and events of the release before (o
 event) are delivered first (legacy_outbox.py).
 """
 
+import os
 import time
-import uuid
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -50,6 +50,12 @@ NONE_READY = object()  # a batch's successor when no batch was ready as it was d
 def event_key(event: dict[str, Any]) -> str:
     """An event's identity for deduplication: OpenMeter deduplicates by (source, id)."""
     return compact_json([event["source"], event["id"]]).decode()
+
+
+def batch_ids(n: int) -> list[str]:
+    """n random batch ids of 12 hex digits, from one read of the system's randomness."""
+    raw = os.urandom(6 * n).hex()
+    return [raw[i:i + 12] for i in range(0, 12 * n, 12)]
 
 
 def _text(value: bytes | str) -> str:
@@ -148,7 +154,7 @@ class Outbox:
                         log.refresh()
                         continue
                     break
-                ids = [uuid.uuid4().hex[:12] for _ in range(len(fresh) // self.count + 2)]
+                ids = batch_ids(len(fresh) // self.count + 2)
                 args: list[Any] = [self.count, log.id, log.h, log.x, marks.field, *marks.version(), seg,
                                    len(ids), *ids]
                 args += packed(fresh)
