@@ -53,8 +53,10 @@ The beat lock (meterworker.schedule.beat_lock)
 The outbox (meterworker.delivery.outbox): a batch is one value, its events' state is per tick
 
   meterworker:{c}:outbox:batch-data       hash    the batches of the outbox, by batch id {id}:
-                                                  "{id}" -> its events, JSON segments {query, tick, events}
-                                                  joined by ","; "{id}:c" -> events in it; "{id}:n" -> events
+                                                  "{id}" -> its events' JSON joined by ","; "{id}:d" ->
+                                                  their 8-byte digests (dedup.digest) in the same order;
+                                                  "{id}:g" -> a line "<count>:[query, tick]" per run of
+                                                  events of one tick; "{id}:c" -> events in it; "{id}:n" -> events
                                                   not settled (delivered or dead-lettered) yet; "{id}:s" ->
                                                   8-byte digests (dedup.digest) of the settled ones; "{id}:gen",
                                                   "{id}:attempt", "{id}:ff" (first failure) once taken. Query

@@ -1,7 +1,7 @@
 """The outbox in Redis: events waiting to be sent, and the batches under way.
 
-A query task's events go into batches of up to batching.count events, each batch one value (its
-events' JSON) in one hash: they first fill the newest batch still open, so that small ticks of many
+A query task's events go into batches of up to batching.count events, each batch a few values in one
+hash (its events' JSON as the query task wrote it, which is posted as it is: batch_format.py): they first fill the newest batch still open, so that small ticks of many
 queries share requests, then make new ones. A batch waits in the ready queue until it is full or its
 first event has waited `period`, and is then taken by a send worker. What a tick has in the outbox
 is logged per (query, tick) (ticklog.py): adding an event that is pending, or was delivered within
@@ -16,7 +16,8 @@ twice.
 
 Events are settled (recorded delivered with their dedup marks, dedup.py, or dead-lettered) in one
 script per outcome, which records the batch's settled events and counts the tick's log down, so a
-batch handed out again sends only what is left. Adding checks the marks in the same script, so an
+batch handed out again sends only what is left; the script that settles a batch's last events also
+takes the next ready batch for the same worker. Adding checks the marks in the same script, so an
 event taken into a batch has not been delivered by anyone: a batch's events are not looked up
 again. Times are Redis' clock, shared by every host. The scripts are lua/outbox_*.lua;
 meterworker.keys documents the keys. Batches and events of the release before (one entry per
