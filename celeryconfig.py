@@ -33,9 +33,11 @@ accept_content = ["json"]
 
 beat_scheduler = "meterworker.schedule.beat:TickScheduler"
 
-# Flower and `celery events` see every task.
-worker_send_task_events = True
-task_send_sent_event = True
+# Celery's task events are off: they cost a worker more than the rest of a small query task (see
+# docs/benchmarks.md, fan-out). Flower turns them on in the workers while it runs (its --enable_events, on by
+# default); set both to True for other consumers of task events (`celery events`, exporters).
+worker_send_task_events = False
+task_send_sent_event = False
 
 timezone = "UTC"
 enable_utc = True

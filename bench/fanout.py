@@ -3,8 +3,8 @@
 Starts Redis, Prometheus on promtool-made blocks (10 series per `shard` label value), the fast sink and
 one meterworker worker with `--concurrency` processes (default 2) consuming both queues. Each run
 dispatches the tick with beat's own code (meterworker.schedule.beat.dispatch_due, all queries) at t0 and
-waits for every event at the sink. Tick lag of a query is when a worker started its task (Celery's
-task-started event) less t0; delivery lag is when its last event reached the sink less t0. The
+waits for every event at the sink. Tick lag of a query is when a worker started its task (bench/task_starts.py
+records it) less t0; delivery lag is when its last event reached the sink less t0. The
 baseline (bench/baseline.py) runs the same 1,000 queries, two at a time, and posts the same batches.
 
     bin/bench fanout [--queries 1000] [--runs 5] [--concurrency 2]
@@ -40,31 +40,24 @@ def promql(k: int) -> str:
 def meterworker_run(mw: Meterworker, sink: Sink, starts: TaskStarts, events: int, timeout: float) -> dict:
     mw.flush_redis()
     sink.reset()
-    if starts is not None:
-        starts.started.clear()
+    starts.clear()
     t0 = time.time()
     sent = mw.dispatch_tick(dataset.TICK)
     dispatched = time.time()
     sink.wait_for_events(events, timeout, alive=mw.alive)
     wait_for(lambda: mw.rt.outbox.counts()["pending"] == 0, 60, "the outbox to empty")
     stats = sink.stats(by_type=True)
-    missing = 0
-    if starts is not None:
-        try:
-            wait_for(lambda: all(task_id in starts.started for task_id, _, _ in sent), 10,
-                     "task-started events of every query task")
-        except RuntimeError:  # Celery's events are fire-and-forget (Redis pub/sub): a few can be lost
-            missing = sum(1 for task_id, _, _ in sent if task_id not in starts.started)
-            log(f"{missing} of {len(sent)} task-started events did not arrive; tick lag is of the others")
-        tick_lag = [starts.started[task_id] - t0 for task_id, _, _ in sent if task_id in starts.started]
-    else:  # task events off: no start times
-        tick_lag = []
+    started = starts.read()
+    missing = sum(1 for task_id, _, _ in sent if task_id not in started)
+    if missing:
+        log(f"{missing} of {len(sent)} query tasks have no start time; tick lag is of the others")
+    tick_lag = [started[task_id] - t0 for task_id, _, _ in sent if task_id in started]
     delivery_lag = [t - t0 for t in stats["last_by_type"].values()]
     return {"seconds": stats["last"] - t0, "dispatch_seconds": dispatched - t0, "tasks": len(sent),
             "events": stats["events"], "unique": stats["unique"], "requests": stats["requests"],
             "tick_lag_p50": percentile(tick_lag, 50), "tick_lag_p99": percentile(tick_lag, 99),
             "delivery_lag_p50": percentile(delivery_lag, 50), "delivery_lag_p99": percentile(delivery_lag, 99),
-            "sizes": stats["sizes"], "task_events_missing": missing}
+            "sizes": stats["sizes"], "task_starts_missing": missing}
 
 
 def baseline_run(wd, rss, prom_url: str, sink: Sink, n: int, concurrency: int) -> dict:
@@ -80,7 +73,7 @@ def baseline_run(wd, rss, prom_url: str, sink: Sink, n: int, concurrency: int) -
 
 
 def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, profile: str | None = None,
-            task_events: bool = True, pool: str = "prefork") -> dict:
+            task_events: bool = False, pool: str = "prefork") -> dict:
     series = queries * dataset.SERIES_PER_SHARD
     rss = RssPoller().start()
     results = {"queries": queries, "series": series, "runs": [], "concurrency": concurrency,
@@ -93,12 +86,12 @@ def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, pr
         cfg = write_config(wd / "collector.yaml", prom_url, sink.url, redis_url,
                            [{"name": name, "promql": promql(k)} for k, name in enumerate(query_names(queries))])
         mw = Meterworker(wd, cfg, redis_url, rss, concurrency=concurrency, profile=profile, task_events=task_events,
-                         pool=pool)
-        starts = None
+                         pool=pool, task_starts=True)
+        if task_events:
+            mw.app.conf.task_send_sent_event = True  # beat's dispatch sends task-sent events too
+        starts = TaskStarts(mw.rt.redis)
         try:
             mw.start()
-            if task_events:
-                starts = TaskStarts(mw.app).start()
             for i in range(runs):
                 order = ("baseline", "meterworker") if i % 2 == 0 else ("meterworker", "baseline")
                 run = {}
@@ -115,8 +108,6 @@ def measure(queries: int, runs: int, concurrency: int, *, keep: bool = False, pr
                     f"baseline {run['baseline']['seconds']:.2f}s")
                 results["runs"].append(run)
         finally:
-            if starts:
-                starts.stop()
             mw.stop()
             sink.stop()
             rss.stop()
@@ -133,7 +124,7 @@ def print_report(r: dict, goal_seconds: float = 5.0) -> None:
     mw_s, base_s = med("seconds"), median([x["baseline"]["seconds"] for x in runs])
     print(f"\n## fan-out: {r['queries']:,} queries x {dataset.SERIES_PER_SHARD} series per tick, "
           f"{workers} worker processes ({pool_text(r)}), {len(runs)} runs"
-          + ("" if r.get("task_events", True) else ", Celery task events off (no tick lag figures)"))
+          + (", Celery task events on" if r.get("task_events") else ""))
     print(f"machine: {machine()}\n")
     print("| run | meterworker s | baseline s | ratio | dispatch s | requests | tick lag p50 / p99 s "
           "| delivery lag p50 / p99 s |")
@@ -165,11 +156,12 @@ def main(argv=None) -> int:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
     harness.worker_options(p)
-    p.add_argument("--no-task-events", action="store_true",
-                   help="run the worker with celeryconfig's task events off (Flower then sees no tasks)")
+    p.add_argument("--task-events", action="store_true",
+                   help="run the worker and the dispatch with Celery's task events on (off in celeryconfig), "
+                        "as when Flower is running")
     args = p.parse_args(argv)
     r = measure(args.queries, args.runs, args.concurrency, keep=args.keep, profile=args.profile,
-                task_events=not args.no_task_events, pool=args.pool)
+                task_events=args.task_events, pool=args.pool)
     print_report(r)
     harness.write_json(args.json, r)
     return 0

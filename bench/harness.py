@@ -278,15 +278,15 @@ class Meterworker:
     """meterworker's real worker processes on a config, and the driver's view of them (Celery app, runtime)."""
 
     def __init__(self, workdir: Path, config: Path, redis_url: str, rss: RssPoller, *, concurrency: int = 2,
-                 loglevel: str = "WARNING", profile: str | None = None, task_events: bool = True,
-                 pool: str = "prefork", http: str = "transport"):
+                 loglevel: str = "WARNING", profile: str | None = None, task_events: bool = False,
+                 pool: str = "prefork", http: str = "transport", task_starts: bool = False):
         """`concurrency` worker processes: one Celery worker with a prefork pool of that many (its main
         process, which takes the messages, is one more), or (pool "solo") that many Celery workers that
         run their tasks in their own process. `http`: "transport" (meterworker as it is: the Sender on
         http11.Transport) or "httpx" (the Sender on httpx's own transport, bench/plain_httpx.py)."""
         self.workdir, self.config, self.redis_url, self.rss = workdir, config, redis_url, rss
         self.concurrency, self.loglevel, self.profile = concurrency, loglevel, profile
-        self.task_events, self.pool, self.http = task_events, pool, http
+        self.task_events, self.pool, self.http, self.task_starts = task_events, pool, http, task_starts
         self.profilers: list[Proc] = []
         os.environ["METERWORKER_CONFIG"] = str(config)
         os.environ["METERWORKER_REDIS_URL"] = redis_url
@@ -312,16 +312,18 @@ class Meterworker:
             ["meterworker.cli", "worker", "-c", str(self.config)]
         cmd = [sys.executable, "-m", *start, "-Q", "query,send", *pool_args, "-n", f"{name}@%h",
                "--loglevel", self.loglevel]
-        if not self.task_events:
-            # The worker runs in workdir, where this celeryconfig shadows the project's: the same, less events.
+        if self.task_events:
+            # The worker runs in workdir, where this celeryconfig shadows the project's: the same, with events.
             (self.workdir / "celeryconfig.py").write_text(
                 "import importlib.util\n"
                 f"spec = importlib.util.spec_from_file_location('_project_celeryconfig', {str(ROOT / 'celeryconfig.py')!r})\n"
                 "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\n"
                 "globals().update({k: v for k, v in vars(m).items() if not k.startswith('_')})\n"
-                "worker_send_task_events = False\ntask_send_sent_event = False\n")
+                "worker_send_task_events = True\ntask_send_sent_event = True\n")
+        if self.task_starts:
+            cmd += ["--include", "bench.task_starts"]
         env = {"PROMETHEUS_MULTIPROC_DIR": ""}
-        if self.http == "httpx":
+        if self.http == "httpx" or self.task_starts:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         proc = Proc(name, cmd, self.workdir, env=env)
         self.procs.append(proc)
@@ -386,38 +388,26 @@ def profiler(pid: int, out: Path, logdir: Path) -> Proc:
 
 
 class TaskStarts:
-    """Celery's task-started events (task events are on in celeryconfig): when each task began, by task id."""
+    """When each query task began, by task id: bench/task_starts.py, loaded into the workers with
+    `task_starts=True`, writes it to Redis (Celery's own task events are off in celeryconfig)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, r):
+        self.r = r
         self.started: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        def on_started(event):
-            self.started[event["uuid"]] = event["timestamp"]
+    def read(self) -> dict[str, float]:
+        from .task_starts import KEY
 
-        with self.app.connection() as conn:
-            recv = self.app.events.Receiver(conn, handlers={"task-started": on_started})
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    for _ in recv.itercapture(limit=None, timeout=0.5, wakeup=False):
-                        if self._stop.is_set():
-                            return
-                except (TimeoutError, OSError):
-                    pass
+        for raw in self.r.lrange(KEY, 0, -1):
+            task_id, _, at = raw.decode().partition(" ")
+            self.started[task_id] = float(at)
+        return self.started
 
-    def start(self) -> "TaskStarts":
-        self._thread.start()
-        self._ready.wait(10)
-        time.sleep(0.3)
-        return self
+    def clear(self) -> None:
+        from .task_starts import KEY
 
-    def stop(self) -> None:
-        self._stop.set()
+        self.r.delete(KEY)
+        self.started.clear()
 
 
 @contextmanager
