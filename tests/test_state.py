@@ -165,3 +165,23 @@ def test_a_failed_attempt_is_alive_until_its_retry_is_due(monkeypatch, r):
     assert s.stalled_many(["q"], idle=60) == [[]]
     clock[0] = 1000 + 300 + 61
     assert s.stalled_many(["q"], idle=60) == [[60]]
+
+
+def test_a_task_holding_its_lease_past_the_ttl_keeps_it_and_completing_lets_it_go_for_good(r):
+    import time
+
+    from meterworker.query.lease import TickLease
+
+    s = State(r, "lease")
+    key = "meterworker:lease:running:q:60"
+    with TickLease(s, "q", 60, "task-a", ttl=0.4) as lease:  # not dispatched by beat: nothing marks it done
+        assert lease.other is None
+        time.sleep(1.2)  # three times the ttl: renewed meanwhile
+        assert r.get(key) == b"task-a"
+        with TickLease(s, "q", 60, "task-b", ttl=0.4) as second:
+            assert second.other == "task-a"
+        lease.complete()
+        assert not r.exists(key)
+        time.sleep(0.5)  # no renewal after the release takes it again
+        assert not r.exists(key)
+    assert s.query_status("q")["last_completed"] == 60

@@ -61,10 +61,11 @@ def run_query(self, query_name: str, tick: int, report: str | None = None, max_a
             log.info("query %s tick %s is being run by task %s; this copy leaves it to that one",
                      query_name, from_epoch(tick).isoformat(), lease.other)
             return None
-        return _run(self, rt, query, query_name, tick, report, max_attempts)
+        return _run(self, rt, query, query_name, tick, report, max_attempts, lease)
 
 
-def _run(self, rt, query, query_name: str, tick: int, report: str | None, max_attempts: int | None) -> int | None:
+def _run(self, rt, query, query_name: str, tick: int, report: str | None, max_attempts: int | None,
+         lease: TickLease) -> int | None:
     when = from_epoch(tick)
     meta = {"query": query_name, "tick": tick, "run": uuid.uuid4().hex}  # a run's slices hold different events
     count = 0
@@ -120,7 +121,7 @@ def _run(self, rt, query, query_name: str, tick: int, report: str | None, max_at
     finally:
         if handing is not None:  # the task failed while a slice was being handed over: let that finish
             futures.wait([handing])
-    rt.state.complete(query_name, tick)
+    lease.complete()
     if report:
         pipe = rt.redis.pipeline()
         report_tick(pipe, report, query_name, tick)

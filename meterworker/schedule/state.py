@@ -57,9 +57,10 @@ class State:
             self.r.zadd(self.keys.pending(query), {str(t): now for t in ticks[i:i + per_call]})
 
     # run side (query workers)
-    def complete(self, query: str, tick: int) -> None:
-        self._complete(keys=[self.keys.pending(query), self.keys.failure(query), self.keys.completed(query)],
-                       args=[tick])
+    def complete(self, query: str, tick: int, holder: str | None = None) -> None:
+        """The tick is done; given the `holder` of its lease, the lease goes in the same script."""
+        self._complete(keys=[self.keys.pending(query), self.keys.failure(query), self.keys.completed(query),
+                             self.keys.running(query, tick)], args=[tick, holder or ""])
 
     DONE = ""
 
