@@ -1,12 +1,12 @@
 """The outbox in Redis: events waiting to be sent, and the batches under way.
 
-A query task's events go into batches of up to batching.count events, each batch a few values in one
-hash (its events' JSON as the query task wrote it, which is posted as it is: batch_format.py): they first fill the newest batch still open, so that small ticks of many
-queries share requests, then make new ones. A batch waits in the ready queue until it is full or its
-first event has waited `period`, and is then taken by a send worker. What a tick has in the outbox
-is logged per (query, tick) (ticklog.py): adding an event that is pending, or was delivered within
-the dedup horizon, does nothing. So no event is ever in two requests at once, however often a query
-task runs.
+A query task's events go into batches of up to batching.count events, each batch a few fields of one
+hash (its events' JSON as the query task wrote it, posted as it is: batch_format.py): they first fill
+the newest batch still open, so that small ticks of many queries share requests, then make new ones.
+A batch waits in the ready queue until it is full or its first event has waited `period`, and is then
+taken by a send worker. What a tick has in the outbox is logged per (query, tick) (ticklog.py): adding
+an event that is pending, or was delivered within the dedup horizon, does nothing. So no event is ever
+in two requests at once, however often a query task runs.
 
 A batch has a lease: the worker that holds it renews it before every request. When the lease runs
 out, because the worker died or because the batch waits for its next retry, a send worker's sweeper
@@ -32,9 +32,9 @@ from typing import Any, Iterator, Sequence
 
 import redis
 
+from meterworker.delivery.batch_format import BatchEvents, Item, batch_items, packed, segment
 from meterworker.delivery.batching import overdue, still_fresh
 from meterworker.delivery.deadletter import DeadLetters
-from meterworker.delivery.batch_format import BatchEvents, Item, batch_items, packed, segment
 from meterworker.delivery.dedup import Delivered, TickMarks, digest
 from meterworker.delivery.legacy_outbox import LegacyOutbox
 from meterworker.delivery.ticklog import TickLog
