@@ -73,6 +73,25 @@ def test_the_last_delivery_of_a_batch_takes_the_next_ready_one_for_the_same_work
     assert box.counts() == {"pending": 1, "queued": 1, "batches": 0}
 
 
+def test_a_batch_written_before_batches_kept_digests_is_taken_and_delivered(r):
+    """A batch as the code before wrote it (JSON segments per tick, no digests), written by hand."""
+    import orjson
+
+    box = outbox(r, count=3, period=60)
+    data = "meterworker:t:outbox:batch-data"
+    blob = b",".join(orjson.dumps({"query": "q", "tick": t, "events": [ev(i) for i in ids]})
+                     for t, ids in ((60, (1, 2)), (120, (3,))))
+    r.hset(data, mapping={"old1": blob, "old1:c": 3, "old1:n": 3})
+    r.zadd("meterworker:t:outbox:ready", {"old1": 1.0})
+    r.hset("meterworker:t:outbox:stats", mapping={"pending": 3, "queued": 3})
+    batch = box.take()
+    assert [(i.event["id"], i.query, i.tick) for i in batch.items] == [("id-1", "q", 60), ("id-2", "q", 60),
+                                                                        ("id-3", "q", 120)]
+    assert box.delivered_now(batch, batch.items, DAY)
+    assert box.add([ev(1), ev(2)], {"query": "q", "tick": 60}).skipped == 2  # marked delivered
+    assert box.counts() == {"pending": 0, "queued": 0, "batches": 0} and not r.exists(data)
+
+
 def test_an_event_pending_or_delivered_is_not_queued_again(r):
     box = outbox(r, count=2)
     assert box.add([ev(1), ev(2)], {}).added == 2

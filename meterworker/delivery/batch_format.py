@@ -58,8 +58,12 @@ def segment(query: str | None, tick: int | None) -> bytes:
     return orjson.dumps([query, tick])
 
 
-def batch_items(blob: bytes, digests: bytes, segments: bytes, settled: bytes = b"") -> tuple[list[Item], BatchEvents]:
-    """The items of a batch as the outbox holds it, less those whose digests are in `settled`."""
+def batch_items(blob: bytes, digests: bytes | None, segments: bytes | None,
+                settled: bytes = b"") -> tuple[list[Item], BatchEvents | None]:
+    """The items of a batch as the outbox holds it, less those whose digests are in `settled`; with the
+    batch's JSON to post as it is (None for a batch written before batches kept their digests)."""
+    if digests is None or segments is None:
+        return _segmented_items(blob, settled), None
     items: list[Item] = []
     events = BatchEvents(blob, items)
     pos = 0
@@ -77,6 +81,19 @@ def batch_items(blob: bytes, digests: bytes, segments: bytes, settled: bytes = b
         done = {settled[i:i + 8] for i in range(0, len(settled), 8)}
         return [i for i in items if i.digest not in done], events
     return items, events
+
+
+def _segmented_items(blob: bytes, settled: bytes) -> list[Item]:
+    """The items of a batch written by the code before this layout (unreleased): JSON segments
+    {"query", "tick", "events"} joined by ",", without digests."""
+    done = {settled[i:i + 8] for i in range(0, len(settled), 8)}
+    items = []
+    for seg in orjson.loads(b"[" + blob + b"]"):
+        for e in seg["events"]:
+            d = digest(e)
+            if d not in done:
+                items.append(Item("", e, seg["query"], seg["tick"], d))
+    return items
 
 
 def event_jsons(events: list[dict[str, Any]]) -> tuple[bytes, list[int]]:
