@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 from collections import defaultdict
 from datetime import datetime
@@ -191,3 +192,23 @@ def test_run_greets_with_what_it_started_and_then_a_line_per_tick(tmp_path, prom
     for noise in ("[queues]", "celery beat v", "superuser privileges", "Connected to redis", " ready.",
                   "Task meterworker.query[", "HTTP Request:", "dispatched query"):
         assert noise not in log, (noise, log[-3000:])
+
+
+def test_ctrl_c_on_run_shuts_the_workers_down_before_its_embedded_redis(tmp_path, prometheus, token_sink,
+                                                                       monkeypatch):
+    """A terminal's Ctrl-C signals the whole process group: the embedded Redis must outlive the workers' warm
+    shutdown, which still records what they were doing."""
+    monkeypatch.delenv("METERWORKER_REDIS_URL", raising=False)
+    cfg = write_config(tmp_path / "collector.yaml", prometheus.url, token_sink.url, QUERIES,
+                       http={"headers": {"Authorization": "Bearer ${SINK_TOKEN}"}},
+                       extra={"meterworker": {"data_dir": str(tmp_path / "data")}})
+    proc = Proc(meterworker("run", "-c", str(cfg)), tmp_path / "run.log", env={"SINK_TOKEN": TOKEN}, cwd=tmp_path)
+    try:
+        wait_until(lambda: len(ticks_by_query(token_sink.events)) == len(QUERIES), 60, "a tick of each query", proc)
+        os.killpg(proc.p.pid, signal.SIGINT)  # as a terminal does
+        status = proc.p.wait(60)
+    finally:
+        proc.kill()
+    log = proc.output()
+    assert status == 0, log[-3000:]
+    assert "Connection refused" not in log and "does not answer" not in log, log[-3000:]

