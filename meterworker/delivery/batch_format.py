@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from meterworker.delivery.dedup import digest
+from meterworker.delivery.ticklog import split
 
 
 class Item:
@@ -78,7 +79,7 @@ def batch_items(blob: bytes, digests: bytes | None, segments: bytes | None,
     if pos != len(digests):
         raise ValueError(f"a batch's segments count {pos // 8} events where its digests count {len(digests) // 8}")
     if settled:
-        done = {settled[i:i + 8] for i in range(0, len(settled), 8)}
+        done = set(split(settled))
         return [i for i in items if i.digest not in done], events
     return items, events
 
@@ -86,7 +87,7 @@ def batch_items(blob: bytes, digests: bytes | None, segments: bytes | None,
 def _segmented_items(blob: bytes, settled: bytes) -> list[Item]:
     """The items of a batch written by the code before this layout (unreleased): JSON segments
     {"query", "tick", "events"} joined by ",", without digests."""
-    done = {settled[i:i + 8] for i in range(0, len(settled), 8)}
+    done = set(split(settled))
     items = []
     for seg in orjson.loads(b"[" + blob + b"]"):
         for e in seg["events"]:

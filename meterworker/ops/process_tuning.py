@@ -16,10 +16,9 @@ clients: gc.freeze), and looks for cycles less often (GC_THRESHOLD): a tick's ev
 containers without cycles, and each pass of the collector over them is wasted work.
 """
 
-import gc
-
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 

@@ -153,6 +153,7 @@ def _one_tick(rt, query, outcome, holder: str, ttl: float, report: str | None) -
         log.info("query %s tick %s is being run by task %s; this task leaves it to that one",
                  name, from_epoch(tick).isoformat(), other)
         return 0
+    released = False
     try:
         if other is None:
             mark = rt.replication_mark()
@@ -165,12 +166,13 @@ def _one_tick(rt, query, outcome, holder: str, ttl: float, report: str | None) -
             metrics.events_skipped(name, "missing_subject", skipped.no_subject)
             metrics.events_skipped(name, "non_numeric", skipped.non_numeric)
             metrics.events_skipped(name, "duplicate_series", skipped.duplicate)
-            rt.state.complete(name, tick)
+            rt.state.complete(name, tick, holder)  # and the lease goes, in the same script
+            released = True
         if report:
             pipe = rt.redis.pipeline()
             report_tick(pipe, report, name, tick)
             pipe.execute()
     finally:
-        if other is None:
+        if other is None and not released:
             rt.state.release(name, tick, holder)
     return len(outcome.result.events) if other is None else 0
